@@ -1,0 +1,1 @@
+"""mlops-platform: an asset-based ML platform on Dagster."""

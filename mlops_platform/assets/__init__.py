@@ -1,0 +1,1 @@
+"""Asset factories: one model spec in, its whole asset family out."""

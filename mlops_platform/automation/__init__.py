@@ -1,0 +1,1 @@
+"""Sensors, schedules, automation conditions and freshness."""

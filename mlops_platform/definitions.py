@@ -1,0 +1,31 @@
+"""The code location: Definitions from the profile's resources and every registered model spec."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from mlops_platform.assets.family import build_family
+from mlops_platform.automation.sensors import build_automation_sensor, build_landing_sensor
+from mlops_platform.settings import Settings, resources_for
+from mlops_platform.specs import ModelSpec, discover_specs
+
+
+def build_definitions(settings: Settings | None = None, specs: list[ModelSpec] | None = None) -> dg.Definitions:
+    """Merge the families of ``specs`` (default: all discovered) with the profile's resources."""
+    settings = settings or Settings.from_env()
+    families = [build_family(spec) for spec in (specs if specs is not None else discover_specs())]
+    return dg.Definitions(
+        assets=[asset for family in families for asset in family.assets],
+        jobs=[job for family in families for job in family.jobs],
+        schedules=[schedule for family in families for schedule in family.schedules],
+        sensors=[
+            *(build_landing_sensor(family.spec, family.jobs[0]) for family in families),
+            build_automation_sensor(),
+        ],
+        resources=resources_for(settings),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions()

@@ -1,0 +1,1 @@
+"""Pure ML logic: no Dagster imports here, so every function is tested directly."""

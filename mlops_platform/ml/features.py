@@ -1,0 +1,32 @@
+"""Feature computation: raw events of a day -> one point-in-time keyed feature row per event."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from mlops_platform.specs.base import ModelSpec
+
+DAY_COLUMN = "day"
+
+
+def compute_features(raw: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """Key columns (entity, event time, day) plus every feature of the spec, in spec order."""
+    out = pd.DataFrame(
+        {
+            spec.entity_key: raw[spec.entity_key].to_numpy(),
+            spec.event_timestamp: raw[spec.event_timestamp].to_numpy(),
+        }
+    )
+    for feature in spec.features:
+        values = raw[feature.name] if feature.compute is None else feature.compute(raw)
+        if len(values) != len(raw):
+            raise ValueError(
+                f"feature {feature.name!r} of spec {spec.name!r} returned {len(values)} values for {len(raw)} rows"
+            )
+        out[feature.name] = pd.Series(values).to_numpy()
+        if feature.kind == "categorical":
+            out[feature.name] = out[feature.name].astype(object)
+        else:
+            out[feature.name] = pd.to_numeric(out[feature.name]).astype("float64")
+    out[DAY_COLUMN] = out[spec.event_timestamp].dt.date
+    return out

@@ -1,0 +1,68 @@
+"""Metrics and the promotion gates, as pure functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_platform.specs.base import METRICS, ModelSpec
+
+
+def score(model: Any, frame: pd.DataFrame, spec: ModelSpec) -> float:
+    """The spec's metric of ``model`` on ``frame`` (which holds features and the label)."""
+    from sklearn import metrics
+
+    x, y = frame[spec.feature_names], frame[spec.label]
+    if frame.empty:
+        raise ValueError(f"spec {spec.name!r}: cannot score {spec.metric} on an empty frame")
+    name = spec.metric
+    if name in ("roc_auc", "log_loss"):
+        if y.nunique() < 2:
+            raise ValueError(f"spec {spec.name!r}: {name} needs both classes in the scored rows")
+        proba = model.predict_proba(x)[:, 1]
+        return float(metrics.roc_auc_score(y, proba) if name == "roc_auc" else metrics.log_loss(y, proba))
+    predicted = model.predict(x)
+    if name == "accuracy":
+        return float(metrics.accuracy_score(y, predicted))
+    if name == "f1":
+        return float(metrics.f1_score(y, predicted))
+    if name == "r2":
+        return float(metrics.r2_score(y, predicted))
+    if name == "rmse":
+        return float(np.sqrt(metrics.mean_squared_error(y, predicted)))
+    if name == "mae":
+        return float(metrics.mean_absolute_error(y, predicted))
+    raise ValueError(f"unknown metric {name!r}; choose from {sorted(METRICS)}")
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    description: str
+
+
+def threshold_gate(value: float, spec: ModelSpec) -> GateResult:
+    """The challenger's metric reaches the spec's threshold."""
+    if spec.greater_is_better:
+        ok = value >= spec.metric_threshold
+        relation = ">=" if ok else "<"
+    else:
+        ok = value <= spec.metric_threshold
+        relation = "<=" if ok else ">"
+    return GateResult(ok, f"{spec.metric} {value:.4f} {relation} threshold {spec.metric_threshold}")
+
+
+def regression_gate(challenger: float, champion: float | None, spec: ModelSpec) -> GateResult:
+    """The challenger is not worse than the champion by more than the spec's tolerance."""
+    if champion is None:
+        return GateResult(True, "no champion yet: nothing to regress against")
+    worse_by = (champion - challenger) if spec.greater_is_better else (challenger - champion)
+    ok = worse_by <= spec.regression_tolerance
+    return GateResult(
+        ok,
+        f"challenger {spec.metric} {challenger:.4f} vs champion {champion:.4f}: "
+        f"worse by {worse_by:.4f} ({'within' if ok else 'beyond'} tolerance {spec.regression_tolerance})",
+    )

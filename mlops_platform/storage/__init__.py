@@ -1,0 +1,1 @@
+"""Storage: Delta tables with version pinning, and the landing zone."""

@@ -1,0 +1,174 @@
+"""Delta Lake tables addressed by URI, written with a commit id and read at an exact version.
+
+No Dagster here: the IO manager and the CLI both use these functions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+
+WRITE_ID_KEY = "mlops.write_id"
+DAY_COLUMN = "day"
+
+
+class DeltaVersionNotFound(RuntimeError):
+    """A write committed but its version could not be found in the table history."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    uri: str
+    version: int
+    rows: int
+
+
+def join_uri(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *[p.strip("/") for p in parts]])
+
+
+def _timestamp_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
+
+
+def write_table(
+    uri: str,
+    frame: pd.DataFrame,
+    *,
+    days: Iterable[dt.date] | None = None,
+    storage_options: Mapping[str, str] | None = None,
+    commit_metadata: Mapping[str, str] | None = None,
+) -> WriteResult:
+    """Write ``frame`` as one commit and return the version that commit created.
+
+    With ``days``, only those day partitions are replaced (idempotent per partition: writing the same
+    day twice leaves one copy of its rows); without, the whole table is replaced. Rows outside
+    ``days`` are refused, so a partition write can never touch another partition.
+    """
+    from deltalake import CommitProperties, write_deltalake
+
+    write_id = uuid.uuid4().hex
+    metadata = {WRITE_ID_KEY: write_id, **(commit_metadata or {})}
+    kwargs: dict = {
+        "mode": "overwrite",
+        "storage_options": dict(storage_options or {}),
+        "commit_properties": CommitProperties(custom_metadata=metadata),
+        "schema_mode": "overwrite" if days is None else None,
+    }
+    if days is not None:
+        day_list = sorted(set(days))
+        if DAY_COLUMN not in frame.columns:
+            raise ValueError(f"a day-partitioned write to {uri} needs a {DAY_COLUMN!r} column")
+        outside = set(frame[DAY_COLUMN].unique()) - set(day_list)
+        if outside:
+            raise ValueError(
+                f"refusing to write rows for days {sorted(map(str, outside))} to {uri}: "
+                f"this write replaces only {[d.isoformat() for d in day_list]}"
+            )
+        kwargs["partition_by"] = [DAY_COLUMN]
+        kwargs["predicate"] = f"{DAY_COLUMN} IN ({', '.join(repr(d.isoformat()) for d in day_list)})"
+    write_deltalake(uri, _to_arrow(uri, frame, storage_options), **kwargs)
+    return WriteResult(uri=uri, version=_version_of(uri, write_id, storage_options), rows=len(frame))
+
+
+def _to_arrow(uri: str, frame: pd.DataFrame, storage_options: Mapping[str, str] | None):
+    """Arrow table of ``frame``; an empty text column (no values to infer from) is typed as the table has it."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if DAY_COLUMN in table.column_names and not pa.types.is_date32(table.schema.field(DAY_COLUMN).type):
+        # An empty day column has no values to infer a type from; partitions are always dates.
+        index = table.column_names.index(DAY_COLUMN)
+        table = table.set_column(index, pa.field(DAY_COLUMN, pa.date32()), table.column(DAY_COLUMN).cast(pa.date32()))
+    if not any(pa.types.is_null(field.type) for field in table.schema):
+        return table
+    try:
+        existing = pa.schema(DeltaTable(uri, storage_options=dict(storage_options or {})).schema().to_arrow())
+        known = {field.name: field.type for field in existing}
+    except Exception:  # noqa: BLE001 - no table yet: nothing to take types from
+        known = {}
+    fields = [pa.field(f.name, known.get(f.name, pa.string())) if pa.types.is_null(f.type) else f for f in table.schema]
+    return table.cast(pa.schema(fields))
+
+
+def _version_of(uri: str, write_id: str, storage_options: Mapping[str, str] | None) -> int:
+    from deltalake import DeltaTable
+
+    # Another writer may have committed after us, so find our own commit rather than "latest".
+    table = DeltaTable(uri, storage_options=dict(storage_options or {}))
+    for entry in table.history(limit=100):
+        if entry.get(WRITE_ID_KEY) == write_id:
+            return int(entry["version"])
+    raise DeltaVersionNotFound(f"commit {write_id} not found in the last 100 commits of {uri}")
+
+
+def read_table(
+    uri: str,
+    version: int,
+    *,
+    days: Iterable[dt.date] | None = None,
+    storage_options: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """The table as of ``version``, optionally only some day partitions, with pandas dtypes as written."""
+    from deltalake import DeltaTable
+
+    table = DeltaTable(uri, version=version, storage_options=dict(storage_options or {}))
+    filters = None
+    if days is not None:
+        day_list = sorted(set(days))
+        if not day_list:
+            return table.to_pandas().iloc[0:0]
+        filters = [(DAY_COLUMN, "in", day_list)]
+    frame = table.to_pandas(filters=filters)
+    # Delta stores microseconds; hand back the nanosecond dtype pandas wrote.
+    for column in _timestamp_columns(frame):
+        frame[column] = frame[column].astype("datetime64[ns]")
+    return frame
+
+
+def read_days_at_versions(
+    uri: str,
+    versions_by_day: Mapping[dt.date, int],
+    *,
+    storage_options: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """Each day partition read at the version its own materialization recorded."""
+    by_version: dict[int, list[dt.date]] = {}
+    for day, version in versions_by_day.items():
+        by_version.setdefault(version, []).append(day)
+    frames = [
+        read_table(uri, version, days=days, storage_options=storage_options)
+        for version, days in sorted(by_version.items())
+    ]
+    if not frames:
+        raise ValueError(f"no partitions of {uri} to read")
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return frame.sort_values(DAY_COLUMN, kind="stable").reset_index(drop=True)
+
+
+def restore_table(
+    uri: str,
+    *,
+    version: int | None = None,
+    timestamp: dt.datetime | None = None,
+    storage_options: Mapping[str, str] | None = None,
+) -> int:
+    """Make the table's content that of an earlier version, as a new commit; return the new version.
+
+    Nothing is deleted: every version, including the ones restored over, stays readable.
+    """
+    from deltalake import DeltaTable
+
+    if (version is None) == (timestamp is None):
+        raise ValueError("give exactly one of version or timestamp")
+    table = DeltaTable(uri, storage_options=dict(storage_options or {}))
+    target: int | dt.datetime = version if version is not None else timestamp  # type: ignore[assignment]
+    if version is not None and not 0 <= version <= table.version():
+        raise ValueError(f"{uri} has versions 0..{table.version()}; {version} is not one of them")
+    table.restore(target)
+    return DeltaTable(uri, storage_options=dict(storage_options or {})).version()

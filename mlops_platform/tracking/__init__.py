@@ -1,0 +1,1 @@
+"""MLflow: experiment tracking and the model registry."""
