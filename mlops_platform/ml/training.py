@@ -44,9 +44,14 @@ def features_and_target(frame: pd.DataFrame, spec: ModelSpec) -> tuple[pd.DataFr
     return frame[spec.feature_names], frame[spec.label]
 
 
+def canonical_order(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """Rows sorted by event time and entity: tables are sets, and a fit must not depend on scan order."""
+    return frame.sort_values([spec.event_timestamp, spec.entity_key], kind="stable").reset_index(drop=True)
+
+
 def train(training_set: pd.DataFrame, spec: ModelSpec) -> Any:
-    """Fit a fresh pipeline on the train split."""
-    train_rows = training_set[training_set["split"] == "train"]
+    """Fit a fresh pipeline on the train split, in canonical row order."""
+    train_rows = canonical_order(training_set[training_set["split"] == "train"], spec)
     if train_rows.empty:
         raise ValueError(f"spec {spec.name!r}: the training set has no train rows")
     if spec.task == "classification" and train_rows[spec.label].nunique() < 2:

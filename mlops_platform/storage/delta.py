@@ -114,17 +114,27 @@ def read_table(
     days: Iterable[dt.date] | None = None,
     storage_options: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """The table as of ``version``, optionally only some day partitions, with pandas dtypes as written."""
-    from deltalake import DeltaTable
+    """The table as of ``version``, optionally only some day partitions, with pandas dtypes as written.
+
+    The scan runs in delta-rs's own engine (DataFusion). ``DeltaTable.to_pandas`` scans through
+    pyarrow's thread pool over delta-rs's file system handler, and a process that did so aborts at
+    interpreter exit about half the time ("terminate called without an active exception", exit code
+    134, delta-rs issue 2184); this path never does (tests/test_exit_abort.py).
+    """
+    import pyarrow as pa
+    from deltalake import DeltaTable, QueryBuilder
 
     table = DeltaTable(uri, version=version, storage_options=dict(storage_options or {}))
-    filters = None
+    schema = pa.schema(table.schema().to_arrow())
+    query = "SELECT * FROM t"
     if days is not None:
         day_list = sorted(set(days))
         if not day_list:
-            return table.to_pandas().iloc[0:0]
-        filters = [(DAY_COLUMN, "in", day_list)]
-    frame = table.to_pandas(filters=filters)
+            return schema.empty_table().to_pandas()
+        literals = ", ".join(f"DATE '{d.isoformat()}'" for d in day_list)
+        query += f" WHERE {DAY_COLUMN} IN ({literals})"
+    result = pa.table(QueryBuilder().register("t", table).execute(query).read_all())
+    frame = result.select(schema.names).to_pandas()
     # Delta stores microseconds; hand back the nanosecond dtype pandas wrote.
     for column in _timestamp_columns(frame):
         frame[column] = frame[column].astype("datetime64[ns]")
