@@ -6,7 +6,7 @@ import dagster as dg
 
 from mlops_platform.assets.family import build_family
 from mlops_platform.automation.sensors import build_automation_sensor, build_landing_sensor
-from mlops_platform.settings import Settings, resources_for
+from mlops_platform.settings import Settings, executor_for, resources_for
 from mlops_platform.specs import ModelSpec, discover_specs
 
 
@@ -23,6 +23,7 @@ def build_definitions(settings: Settings | None = None, specs: list[ModelSpec] |
             build_automation_sensor(),
         ],
         resources=resources_for(settings),
+        executor=executor_for(settings),
     )
 
 

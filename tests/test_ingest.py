@@ -89,3 +89,22 @@ def test_features_asset_invoked_directly(platform, churn) -> None:
     result = features_asset(context=context, raw=raw)
     pd.testing.assert_frame_equal(result, compute_features(raw, churn))
     assert (result["day"] == dt.date.fromisoformat(day(0))).all()
+
+
+def test_a_range_of_days_is_ingested_in_one_run_and_one_commit(platform, churn) -> None:
+    platform.land(churn, days=3, rows=100)
+    result = dg.materialize(
+        platform.assets,
+        selection=dg.AssetSelection.assets(*[dg.AssetKey(["churn", n]) for n in ("raw", "labels", "features")]),
+        resources=platform.resources,
+        instance=platform.instance,
+        tags={"dagster/asset_partition_range_start": day(0), "dagster/asset_partition_range_end": day(2)},
+    )
+    assert result.success
+    meta = platform.latest_metadata(churn, "features", day(1))
+    assert meta["dagster/row_count"] == 300
+    assert meta["delta_version"] == 0
+    table = read_table(str(meta["delta_uri"]), 0)
+    assert table.groupby("day").size().to_dict() == {START + dt.timedelta(days=i): 100 for i in range(3)}
+    raw = platform.latest_metadata(churn, "raw", day(2))
+    assert sorted(raw["files_ingested"]) == [day(0), day(1), day(2)]

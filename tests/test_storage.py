@@ -80,7 +80,7 @@ def test_restore_is_a_new_commit_and_loses_nothing(tmp_path) -> None:
     assert new_version == 2
     assert read_table(uri, 2)["id"].tolist() == [1]
     assert read_table(uri, 1)["id"].tolist() == [5, 6]
-    with pytest.raises(ValueError, match="versions 0..2; 7 is not one of them"):
+    with pytest.raises(ValueError, match=r"versions 0\.\.2; 7 is not one of them"):
         restore_table(uri, version=7)
 
 

@@ -144,6 +144,37 @@ def _dedupe(frame: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, int]:
     return deduped.reset_index(drop=True), len(frame) - len(deduped)
 
 
+@dataclass
+class _DayIngest:
+    day: dt.date
+    frames: dict[str, pd.DataFrame]
+    ingested: dict[str, list[str]]
+    rejected: dict[str, dict[str, str]]
+    duplicates: dict[str, int]
+
+
+def _ingest_day(spec: ModelSpec, day: dt.date, landing: LandingZone, log: Any) -> _DayIngest:
+    """Both streams of one day: valid files typed and deduplicated, the rest quarantined."""
+    by_stream: dict[str, list] = {"events": [], "labels": []}
+    unknown: dict[str, str] = {}
+    for path in landing.files_for(spec.name, day):
+        stream = stream_of(path)
+        if stream is None:
+            reason = "file name must start with 'events-' or 'labels-'"
+            landing.quarantine(path, spec.name, day.isoformat(), reason)
+            log.warning(f"quarantined {path}: {reason}")
+            unknown[path.name] = reason
+        else:
+            by_stream[stream].append(path)
+    result = _DayIngest(day, {}, {}, {"events": unknown, "labels": {}}, {})
+    for stream, paths in by_stream.items():
+        frame, ingested, rejected = _ingest_stream(paths, stream, spec, day, landing, log)
+        result.frames[stream], result.duplicates[stream] = _dedupe(frame, [spec.entity_key, spec.event_timestamp])
+        result.ingested[stream] = ingested
+        result.rejected[stream].update(rejected)
+    return result
+
+
 def build_family(spec: ModelSpec) -> Family:
     """All assets, checks, jobs and schedules of one spec. Group and key prefix are the spec name."""
     family = Family(spec=spec)
@@ -185,65 +216,44 @@ def build_family(spec: ModelSpec) -> Family:
             )
         ],
         partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=TRANSIENT_RETRY,
     )
     @retry_only_transient
     def ingest(context: dg.AssetExecutionContext, landing: LandingZone):
-        """Ingest exactly the files of one day; quarantine bad files with their reason."""
-        day = dt.date.fromisoformat(context.partition_key)
-        files = landing.files_for(spec.name, day)
-        by_stream: dict[str, list] = {"events": [], "labels": []}
-        unknown: dict[str, str] = {}
-        for path in files:
-            stream = stream_of(path)
-            if stream is None:
-                reason = "file name must start with 'events-' or 'labels-'"
-                landing.quarantine(path, spec.name, day.isoformat(), reason)
-                unknown[path.name] = reason
-            else:
-                by_stream[stream].append(path)
-        events, events_files, events_bad = _ingest_stream(
-            by_stream["events"], "events", spec, day, landing, context.log
-        )
-        labels, labels_files, labels_bad = _ingest_stream(
-            by_stream["labels"], "labels", spec, day, landing, context.log
-        )
-        events, events_dupes = _dedupe(events, [spec.entity_key, spec.event_timestamp])
-        labels, labels_dupes = _dedupe(labels, [spec.entity_key, spec.event_timestamp])
-        all_quarantined = landing.quarantined(spec.name, day.isoformat())
-        yield dg.Output(
-            events,
-            output_name=f"{spec.name}__raw",
-            metadata={
-                "files_ingested": dg.MetadataValue.json(events_files),
-                "files_quarantined_this_run": dg.MetadataValue.json({**events_bad, **unknown}),
-                "duplicate_rows_dropped": events_dupes,
-            },
-        )
-        yield dg.Output(
-            labels,
-            output_name=f"{spec.name}__labels",
-            metadata={
-                "files_ingested": dg.MetadataValue.json(labels_files),
-                "files_quarantined_this_run": dg.MetadataValue.json(labels_bad),
-                "duplicate_rows_dropped": labels_dupes,
-            },
-        )
+        """Ingest exactly the files of each day in the run; quarantine bad files with their reason."""
+        days = [_ingest_day(spec, dt.date.fromisoformat(key), landing, context.log) for key in context.partition_keys]
+        quarantined = {
+            path: reason for d in days for path, reason in landing.quarantined(spec.name, d.day.isoformat()).items()
+        }
+        for stream, output in (("events", f"{spec.name}__raw"), ("labels", f"{spec.name}__labels")):
+            frames = [d.frames[stream] for d in days]
+            yield dg.Output(
+                pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0],
+                output_name=output,
+                metadata={
+                    "files_ingested": dg.MetadataValue.json({d.day.isoformat(): d.ingested[stream] for d in days}),
+                    "files_quarantined_this_run": dg.MetadataValue.json(
+                        {name: reason for d in days for name, reason in d.rejected[stream].items()}
+                    ),
+                    "duplicate_rows_dropped": sum(d.duplicates[stream] for d in days),
+                },
+            )
+        total = sum(len(d.ingested[s]) for d in days for s in d.ingested)
+        span = days[0].day.isoformat() if len(days) == 1 else f"{days[0].day}..{days[-1].day}"
         yield dg.AssetCheckResult(
             asset_key=raw_key,
             check_name=FILES_VALID_CHECK,
-            passed=not all_quarantined,
+            passed=not quarantined,
             severity=dg.AssetCheckSeverity.ERROR,
             description=(
-                f"{len(all_quarantined)} file(s) of {day} are in quarantine; see reasons"
-                if all_quarantined
-                else f"all {len(events_files) + len(labels_files)} file(s) of {day} ingested"
+                f"{len(quarantined)} file(s) of {span} are in quarantine; see reasons"
+                if quarantined
+                else f"all {total} file(s) of {span} ingested"
             ),
             metadata={
-                "quarantined": dg.MetadataValue.json(all_quarantined),
-                "quarantine_folder": dg.MetadataValue.path(
-                    str(landing.quarantine_root) + f"/{spec.name}/{day.isoformat()}"
-                ),
+                "quarantined": dg.MetadataValue.json(quarantined),
+                "quarantine_folder": dg.MetadataValue.path(f"{landing.quarantine_root}/{spec.name}"),
             },
         )
 
@@ -254,6 +264,7 @@ def build_family(spec: ModelSpec) -> Family:
         io_manager_key=DELTA,
         ins={"raw": dg.AssetIn(raw_key)},
         automation_condition=follows_upstream(),
+        backfill_policy=dg.BackfillPolicy.single_run(),
         freshness_policy=freshness,
         code_version=code_version,
         kinds={"delta", "pandas"},
@@ -473,6 +484,7 @@ def build_family(spec: ModelSpec) -> Family:
         ins={"features": dg.AssetIn(features_key)},
         deps=[champion_key],
         automation_condition=follows_upstream(ignore=dg.AssetSelection.assets(champion_key)),
+        backfill_policy=dg.BackfillPolicy.single_run(),
         freshness_policy=freshness,
         retry_policy=TRANSIENT_RETRY,
         kinds={"delta", "mlflow"},

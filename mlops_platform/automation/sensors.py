@@ -15,12 +15,24 @@ def _cursor(raw: str | None) -> dict[str, dict[str, int]]:
     return json.loads(raw) if raw else {}
 
 
+def _consecutive_ranges(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """[(first, last)] of each run of consecutive days in a sorted list."""
+    ranges: list[tuple[dt.date, dt.date]] = []
+    for day in days:
+        if ranges and day == ranges[-1][1] + dt.timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
 def build_landing_sensor(spec: ModelSpec, ingest_job: Any) -> dg.SensorDefinition:
     """Request the day's ingestion when a file lands (or changes) in the spec's landing folder.
 
     The cursor holds, per day folder, each file name and modification time already handed to a run:
     each file is processed once, and a new or replaced file of an already ingested day re-runs that day.
-    Files in a folder that is not a day of this spec's partitions are quarantined with the reason.
+    New files of consecutive days are ingested in one run. Files in a folder that is not a day of this
+    spec's partitions are quarantined with the reason.
     """
 
     @dg.sensor(
@@ -35,6 +47,7 @@ def build_landing_sensor(spec: ModelSpec, ingest_job: Any) -> dg.SensorDefinitio
         current: dict[str, dict[str, int]] = {}
         requests = []
         today = dt.date.today()
+        changed: dict[dt.date, list[str]] = {}
         for folder, paths in sorted(landing.scan(spec.name).items()):
             try:
                 day = dt.date.fromisoformat(folder)
@@ -52,16 +65,25 @@ def build_landing_sensor(spec: ModelSpec, ingest_job: Any) -> dg.SensorDefinitio
                 continue
             files = {p.name: p.stat().st_mtime_ns for p in paths}
             current[folder] = files
-            new = {name: mtime for name, mtime in files.items() if seen.get(folder, {}).get(name) != mtime}
+            new = sorted(name for name, mtime in files.items() if seen.get(folder, {}).get(name) != mtime)
             if new:
-                digest = hashlib.sha256(json.dumps(sorted(new.items())).encode()).hexdigest()[:16]
-                requests.append(
-                    dg.RunRequest(
-                        run_key=f"{folder}:{digest}",
-                        partition_key=folder,
-                        tags={"mlops/trigger": "landing", "mlops/new_files": ",".join(sorted(new))[:200]},
-                    )
-                )
+                changed[day] = new
+        for first, last in _consecutive_ranges(sorted(changed)):
+            days = [d for d in changed if first <= d <= last]
+            digest = hashlib.sha256(
+                json.dumps({d.isoformat(): changed[d] for d in sorted(days)}, sort_keys=True).encode()
+            ).hexdigest()[:16]
+            names = ",".join(name for d in sorted(days) for name in changed[d])
+            tags = {"mlops/trigger": "landing", "mlops/new_files": names[:200]}
+            if first == last:
+                requests.append(dg.RunRequest(run_key=f"{first}:{digest}", partition_key=first.isoformat(), tags=tags))
+            else:
+                # A run of consecutive days is one run (the assets backfill ranges in a single run).
+                tags |= {
+                    "dagster/asset_partition_range_start": first.isoformat(),
+                    "dagster/asset_partition_range_end": last.isoformat(),
+                }
+                requests.append(dg.RunRequest(run_key=f"{first}..{last}:{digest}", tags=tags))
         context.update_cursor(json.dumps(current, sort_keys=True))
         if not requests:
             return dg.SkipReason(f"no new files for {spec.name}")

@@ -20,7 +20,6 @@ ENVS = ("dev", "prod")
 ENV_DIRS = [(c, e) for c in CLOUDS for e in ENVS]
 TF_DIRS = [TERRAFORM / "modules" / c for c in CLOUDS] + [TERRAFORM / "envs" / c / e for c, e in ENV_DIRS]
 MODULE_META_ARGS = {"source", "version", "providers", "count", "for_each", "depends_on"}
-PROVIDER_PREFIXES = {"aws": "aws", "google": "google", "azurerm": "azurerm", "random": "random"}
 
 
 def _tf_text(directory: Path) -> str:
@@ -135,8 +134,8 @@ def test_terraform_and_providers_are_pinned_in_versions_tf(terraform, directory:
     # Every provider a resource or data source needs is declared (and thus pinned).
     doc = terraform.hclload.load_dir(directory)
     used = {t.split("_", 1)[0] for kind in ("resource", "data") for t in doc.get(kind, {})}
-    used |= {"google-beta" for kind in ("resource",) for t in doc.get(kind, {}).values()
-             for body in t.values() if body.get("provider") == "${google-beta}"}
+    for by_name in doc.get("resource", {}).values():
+        used |= {str(body["provider"]).strip("${}").split(".")[0] for body in by_name.values() if "provider" in body}
     used |= set(doc.get("provider", {}))
     assert used <= set(required), f"providers used but not pinned: {sorted(used - set(required))}"
 
@@ -304,3 +303,11 @@ def test_checkov_skips_are_inline_with_a_justification(path: Path) -> None:
 def test_no_checkov_config_file_skips_checks_outside_the_code() -> None:
     for name in (".checkov.yaml", ".checkov.yml"):
         assert not (REPO / name).exists() and not (REPO / "deploy" / name).exists()
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_module_readme_documents_every_input_and_output(terraform, cloud: str) -> None:
+    readme = (TERRAFORM / "modules" / cloud / "README.md").read_text()
+    module = terraform.module(cloud)
+    missing = [n for kind in ("variable", "output") for n in module[kind] if f"| `{n}` |" not in readme]
+    assert not missing, f"modules/{cloud}/README.md does not document {missing}"

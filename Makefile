@@ -1,0 +1,60 @@
+# mlops-platform: `make dev` starts the platform, `make test` runs every test.
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/uv/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 3000
+DEMO_DAYS ?= 30
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export MLOPS_HOME ?= $(CURDIR)/.mlops
+
+.PHONY: install dev demo-data test test-fast lint mlflow-ui bench clean
+
+$(UV):
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools/uv uv==$(UV_VERSION)
+
+# The environment, exactly as uv.lock pins it.
+install: $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+# Land demo files for every model unless the landing zone already holds some.
+demo-data: install
+	@if [ -z "$$(ls -A $(MLOPS_HOME)/landing 2>/dev/null)" ]; then \
+		for model in $$($(BIN)/mlops-platform specs | cut -f1); do \
+			$(BIN)/mlops-platform simulate --model $$model --days $(DEMO_DAYS) > /dev/null || exit 1; \
+			echo "landed $(DEMO_DAYS) days of $$model in $(MLOPS_HOME)/landing"; \
+		done; \
+	fi
+
+dev: install demo-data $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -h $(HOST) -p $(PORT)
+
+lint: install
+	$(BIN)/ruff check mlops_platform tests benchmarks
+	$(BIN)/ruff format --check mlops_platform tests benchmarks
+	$(BIN)/mypy
+
+# Everything CI runs: lint, types, the fast suite and the slow suites.
+test: lint
+	$(BIN)/pytest -q
+
+test-fast: install
+	$(BIN)/pytest -q -m "not slow"
+
+mlflow-ui: install
+	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 \
+		--backend-store-uri sqlite:///$(MLOPS_HOME)/mlflow/mlflow.db \
+		--default-artifact-root $(MLOPS_HOME)/mlflow/artifacts
+
+bench: install
+	$(BIN)/python benchmarks/family.py
+	$(BIN)/python benchmarks/import_time.py
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .ruff_cache .mypy_cache
