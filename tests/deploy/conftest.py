@@ -7,7 +7,6 @@ loaded from their paths because deploy/ is not a Python package.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import sys
 from pathlib import Path
@@ -35,18 +34,22 @@ class Terraform:
     def __init__(self, root: Path, hclload: ModuleType) -> None:
         self.root = root
         self.hclload = hclload
+        self._dirs: dict[Path, dict[str, Any]] = {}
 
-    @functools.cache
+    def _load(self, directory: Path) -> dict[str, Any]:
+        if directory not in self._dirs:
+            self._dirs[directory] = self.hclload.load_dir(directory)
+        return self._dirs[directory]
+
     def module(self, cloud: str) -> dict[str, Any]:
-        return self.hclload.load_dir(self.root / "modules" / cloud)
+        return self._load(self.root / "modules" / cloud)
 
-    @functools.cache
     def env(self, cloud: str, env: str) -> dict[str, Any]:
-        return self.hclload.load_dir(self.root / "envs" / cloud / env)
+        return self._load(self.root / "envs" / cloud / env)
 
-    @functools.cache
     def tfvars(self, cloud: str, env: str) -> dict[str, Any]:
-        return self.hclload.loads_tfvars((self.root / "envs" / cloud / env / "terraform.tfvars").read_text())
+        path = self.root / "envs" / cloud / env / "terraform.tfvars"
+        return self.hclload.loads_tfvars(path.read_text())
 
     def values(self, cloud: str, env: str) -> dict[str, Any]:
         return self.hclload.env_variables(self.root / "envs" / cloud / env)

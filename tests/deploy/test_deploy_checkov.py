@@ -45,8 +45,17 @@ def checkov_report() -> dict:
     if not CHECKOV.exists():
         pytest.fail(f"checkov is not installed next to {sys.executable} (it is a dev dependency)")
     result = subprocess.run(
-        [str(CHECKOV), "-d", str(TERRAFORM.relative_to(REPO)), "--framework", "terraform",
-         "--compact", "-o", "json", "--skip-download"],
+        [
+            str(CHECKOV),
+            "-d",
+            str(TERRAFORM.relative_to(REPO)),
+            "--framework",
+            "terraform",
+            "--compact",
+            "-o",
+            "json",
+            "--skip-download",
+        ],
         cwd=REPO,
         env=_offline_env(),
         capture_output=True,

@@ -22,9 +22,13 @@ def test_readme_table_is_the_estimators_output(estimate) -> None:
 
 
 def test_script_runs_as_documented() -> None:
-    check = subprocess.run([sys.executable, "deploy/cost/estimate.py", "--check"], cwd=REPO, capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, "deploy/cost/estimate.py", "--check"], cwd=REPO, capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stderr
-    printed = subprocess.run([sys.executable, "deploy/cost/estimate.py"], cwd=REPO, capture_output=True, text=True, check=True)
+    printed = subprocess.run(
+        [sys.executable, "deploy/cost/estimate.py"], cwd=REPO, capture_output=True, text=True, check=True
+    )
     assert "| Cloud (region) | Env |" in printed.stdout and "Total / month" in printed.stdout
 
 
@@ -70,7 +74,7 @@ def test_more_system_nodes_cost_proportionally_more(estimate, terraform_copy: Pa
 
 def test_unknown_instance_type_fails_loudly(estimate, terraform_copy: Path) -> None:
     _set_tfvar(terraform_copy, "aws", "dev", "system_node_instance_types", '["x9.huge"]')
-    with pytest.raises(SystemExit, match="x9.huge"):
+    with pytest.raises(SystemExit, match=r"x9\.huge"):
         estimate.estimate_all(terraform_copy)
 
 

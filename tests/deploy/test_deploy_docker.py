@@ -107,8 +107,11 @@ def test_entry_point_is_the_dagster_grpc_server() -> None:
 
 
 def test_dockerignore_allow_lists_the_build_context() -> None:
-    lines = [line.strip() for line in (DOCKER / "Dockerfile.dockerignore").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        line.strip()
+        for line in (DOCKER / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert lines[0] == "*"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
     assert {"pyproject.toml", "uv.lock", "README.md", "mlops_platform"} <= allowed

@@ -39,11 +39,25 @@ def test_runbook_states_rpo_and_rto_for_every_component() -> None:
 
 def test_readme_documents_settings_markers_and_steps() -> None:
     text = (DEPLOY / "README.md").read_text()
-    for name in ("MLOPS_PROFILE", "MLOPS_STORAGE_ROOT", "MLOPS_MLFLOW_TRACKING_URI", "MLOPS_MLFLOW_ARTIFACT_ROOT",
-                 "DAGSTER_HOME", "MLOPS_HOME", "global.postgresqlSecretName", "postgresql-password"):
+    for name in (
+        "MLOPS_PROFILE",
+        "MLOPS_STORAGE_ROOT",
+        "MLOPS_MLFLOW_TRACKING_URI",
+        "MLOPS_MLFLOW_ARTIFACT_ROOT",
+        "DAGSTER_HOME",
+        "MLOPS_HOME",
+        "global.postgresqlSecretName",
+        "postgresql-password",
+    ):
         assert name in text, name
-    for step in ("terraform init", "terraform validate", "terraform plan", "helm upgrade --install",
-                 "docker build -f deploy/docker/Dockerfile", "deploy/helm/render.py"):
+    for step in (
+        "terraform init",
+        "terraform validate",
+        "terraform plan",
+        "helm upgrade --install",
+        "docker build -f deploy/docker/Dockerfile",
+        "deploy/helm/render.py",
+    ):
         assert step in text, step
     assert text.count("<!-- cost-estimate:start") == 1 and text.count("<!-- cost-estimate:end -->") == 1
 

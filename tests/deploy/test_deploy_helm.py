@@ -68,6 +68,7 @@ def user_deployment(values: dict[str, Any]) -> dict[str, Any]:
 
 # --- what the Terraform modules define -----------------------------------------------------------
 
+
 def spot_pool_contract(terraform, cloud: str) -> tuple[dict[str, str], list[dict[str, str]]]:
     """(node labels, taints) of the module's spot pool, read from the resource itself."""
     resources = terraform.module(cloud)["resource"]
@@ -85,7 +86,9 @@ def spot_pool_contract(terraform, cloud: str) -> tuple[dict[str, str], list[dict
             key_value, effect = spec.rsplit(":", 1)
             key, value = key_value.split("=", 1)
             taints.append({"key": key, "value": value, "effect": effect})
-    return labels, [{"key": t["key"], "value": t["value"], "effect": EFFECTS.get(t["effect"], t["effect"])} for t in taints]
+    return labels, [
+        {"key": t["key"], "value": t["value"], "effect": EFFECTS.get(t["effect"], t["effect"])} for t in taints
+    ]
 
 
 def system_pool_labels(terraform, cloud: str) -> dict[str, str]:
@@ -118,6 +121,7 @@ def _keys(node: Any) -> set[str]:
 
 
 # --- tests ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", sorted(HELM.rglob("*.yaml")), ids=lambda p: str(p.relative_to(HELM)))
 def test_every_yaml_file_parses(path: Path) -> None:
@@ -162,8 +166,13 @@ def test_service_account_and_namespace_match_the_workload_identity(terraform, cl
     docs = mlflow_docs(cloud)
     assert docs["ServiceAccount"]["metadata"]["name"] == variables["mlflow_service_account"]["default"]
     assert docs["ServiceAccount"]["metadata"]["annotations"][SA_ANNOTATION[cloud]] == "${MLFLOW_WORKLOAD_IDENTITY}"
-    assert docs["Deployment"]["spec"]["template"]["spec"]["serviceAccountName"] == variables["mlflow_service_account"]["default"]
-    for doc in manifests(*[HELM / p for p in ("platform/namespace.yaml", f"platform/platform-env-{cloud}.yaml")]) + list(docs.values()):
+    assert (
+        docs["Deployment"]["spec"]["template"]["spec"]["serviceAccountName"]
+        == variables["mlflow_service_account"]["default"]
+    )
+    for doc in manifests(
+        *[HELM / p for p in ("platform/namespace.yaml", f"platform/platform-env-{cloud}.yaml")]
+    ) + list(docs.values()):
         assert namespace in (doc["metadata"].get("namespace"), doc["metadata"]["name"])
 
 
@@ -175,12 +184,16 @@ def test_postgres_is_external_and_the_secret_is_shared_with_mlflow(cloud: str) -
     pg = values["postgresql"]
     assert pg["enabled"] is False and pg["postgresqlHost"] == "${DB_HOST}" and pg["postgresqlDatabase"] == "dagster"
     assert pg["postgresqlParams"]["sslmode"] == "require"
-    refs = re.findall(r"secretKeyRef:\s*\n\s*name: (\S+)\s*\n\s*key: (\S+)", (HELM / "mlflow" / "mlflow.yaml").read_text())
+    refs = re.findall(
+        r"secretKeyRef:\s*\n\s*name: (\S+)\s*\n\s*key: (\S+)", (HELM / "mlflow" / "mlflow.yaml").read_text()
+    )
     assert refs and set(refs) == {(PG_SECRET, "postgresql-password")}
 
 
 def _dockerfile_cmd() -> list[str]:
-    cmd = [line for line in (REPO / "deploy" / "docker" / "Dockerfile").read_text().splitlines() if line.startswith("CMD ")]
+    cmd = [
+        line for line in (REPO / "deploy" / "docker" / "Dockerfile").read_text().splitlines() if line.startswith("CMD ")
+    ]
     return json.loads(cmd[-1][4:])
 
 
@@ -188,16 +201,20 @@ def _dockerfile_cmd() -> list[str]:
 def test_user_code_deployment_runs_our_image_and_code_location(cloud: str) -> None:
     deployment = user_deployment(dagster_values(cloud))
     assert deployment["image"] == {
-        "repository": "${USER_CODE_IMAGE_REPOSITORY}", "tag": "${IMAGE_TAG}", "pullPolicy": "IfNotPresent",
+        "repository": "${USER_CODE_IMAGE_REPOSITORY}",
+        "tag": "${IMAGE_TAG}",
+        "pullPolicy": "IfNotPresent",
     }
     cmd = _dockerfile_cmd()
-    assert deployment["dagsterApiGrpcArgs"] == cmd[cmd.index("-m"): cmd.index("-m") + 2]
+    assert deployment["dagsterApiGrpcArgs"] == cmd[cmd.index("-m") : cmd.index("-m") + 2]
     assert str(deployment["port"]) == cmd[cmd.index("-p") + 1]
     assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True
     assert {"name": "mlops-platform-env"} in deployment["envConfigMaps"]
     assert deployment["podSecurityContext"]["runAsNonRoot"] is True
-    for container in mlflow_docs(cloud)["Deployment"]["spec"]["template"]["spec"]["initContainers"] + \
-            mlflow_docs(cloud)["Deployment"]["spec"]["template"]["spec"]["containers"]:
+    for container in (
+        mlflow_docs(cloud)["Deployment"]["spec"]["template"]["spec"]["initContainers"]
+        + mlflow_docs(cloud)["Deployment"]["spec"]["template"]["spec"]["containers"]
+    ):
         assert container["image"] == "${USER_CODE_IMAGE_REPOSITORY}:${IMAGE_TAG}"
 
 
@@ -211,6 +228,9 @@ def test_run_launcher_monitoring_retries_and_concurrency(cloud: str) -> None:
     queued = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
     assert daemon["runCoordinator"]["type"] == "QueuedRunCoordinator"
     assert queued["maxConcurrentRuns"] > 0 and queued["tagConcurrencyLimits"]
+    # the chart fails when run limits are set both here and under concurrency.runs
+    assert not values.get("concurrency", {}).get("runs")
+    assert values["concurrency"]["pools"]["defaultLimit"] >= 1
     assert values["dagsterWebserver"]["service"]["type"] == "ClusterIP"
 
 
@@ -228,7 +248,7 @@ def test_platform_settings_configmap(cloud: str) -> None:
     configmap = load_yaml(HELM / "platform" / f"platform-env-{cloud}.yaml")
     data = configmap["data"]
     assert configmap["metadata"]["name"] == "mlops-platform-env"
-    assert PLATFORM_ENV <= set(data)
+    assert set(data) >= PLATFORM_ENV
     assert data["MLOPS_PROFILE"] == cloud
     assert data["MLOPS_STORAGE_ROOT"] == "${MLOPS_STORAGE_ROOT}"
     assert data["MLOPS_MLFLOW_ARTIFACT_ROOT"] == "${MLOPS_MLFLOW_ARTIFACT_ROOT}"
@@ -250,7 +270,10 @@ def test_mlflow_is_reachable_only_inside_the_namespace() -> None:
     assert "hostNetwork" not in _keys(values)
     mlflow = {d["kind"]: d for d in manifests(HELM / "mlflow" / "mlflow.yaml")}
     policy = mlflow["NetworkPolicy"]["spec"]
-    assert policy["podSelector"]["matchLabels"].items() <= mlflow["Deployment"]["spec"]["template"]["metadata"]["labels"].items()
+    assert (
+        policy["podSelector"]["matchLabels"].items()
+        <= mlflow["Deployment"]["spec"]["template"]["metadata"]["labels"].items()
+    )
     assert "Ingress" in policy["policyTypes"]
     for rule in policy["ingress"]:
         for peer in rule["from"]:

@@ -171,7 +171,9 @@ def test_dev_and_prod_roots_differ_only_in_environment_and_tfvars(cloud: str) ->
     dev, prod = TERRAFORM / "envs" / cloud / "dev", TERRAFORM / "envs" / cloud / "prod"
     assert sorted(p.name for p in dev.glob("*.tf")) == sorted(p.name for p in prod.glob("*.tf"))
     for tf in dev.glob("*.tf"):
-        assert tf.read_text().replace('"dev"', '"ENV"') == (prod / tf.name).read_text().replace('"prod"', '"ENV"'), tf.name
+        assert tf.read_text().replace('"dev"', '"ENV"') == (prod / tf.name).read_text().replace('"prod"', '"ENV"'), (
+            tf.name
+        )
 
 
 # Prod must keep what the inline checkov skips leave to a variable (see the skip justifications).
@@ -265,7 +267,11 @@ def test_cost_allocation_tags_are_defined(cloud: str) -> None:
 @pytest.mark.parametrize("cloud", CLOUDS)
 def test_budget_with_alerts_exists(terraform, cloud: str) -> None:
     resources = terraform.module(cloud)["resource"]
-    budget_type = {"aws": "aws_budgets_budget", "gcp": "google_billing_budget", "azure": "azurerm_consumption_budget_subscription"}[cloud]
+    budget_type = {
+        "aws": "aws_budgets_budget",
+        "gcp": "google_billing_budget",
+        "azure": "azurerm_consumption_budget_subscription",
+    }[cloud]
     budget = next(iter(resources[budget_type].values()))
     rules = budget.get("notification") or budget.get("threshold_rules")
     assert rules and len(rules) >= 2
@@ -285,8 +291,13 @@ def test_aws_iam_has_no_wildcard_action_on_all_resources(terraform) -> None:
 
 def test_no_long_lived_credentials_are_created() -> None:
     text = "\n".join(p.read_text() for p in TERRAFORM.rglob("*.tf"))
-    for resource_type in ("aws_iam_access_key", "aws_iam_user", "google_service_account_key", "azuread_application_password",
-                          "azuread_service_principal_password"):
+    for resource_type in (
+        "aws_iam_access_key",
+        "aws_iam_user",
+        "google_service_account_key",
+        "azuread_application_password",
+        "azuread_service_principal_password",
+    ):
         assert f'resource "{resource_type}"' not in text, resource_type
     assert re.search(r"shared_access_key_enabled\s*=\s*false", text), "Azure storage keys must be disabled"
     for primitive in ("roles/owner", "roles/editor", '"Owner"', '"Contributor"'):

@@ -1,0 +1,98 @@
+# Workload Identity: Kubernetes service accounts act as Google service accounts; no keys exist.
+# Bucket access is scoped with IAM Conditions to the prefixes each identity needs.
+
+locals {
+  artifact_prefix_condition = join(" || ", [
+    "resource.type == \"storage.googleapis.com/Bucket\"",
+    "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.data.name}/objects/${local.mlflow_prefix}/\")",
+  ])
+}
+
+resource "google_service_account" "dagster" {
+  project      = var.project_id
+  account_id   = "${local.sa_prefix}-dagster"
+  display_name = "Dagster pods of ${local.prefix}"
+}
+
+resource "google_service_account" "mlflow" {
+  project      = var.project_id
+  account_id   = "${local.sa_prefix}-mlflow"
+  display_name = "MLflow tracking server of ${local.prefix}"
+}
+
+# Identity that Vertex AI endpoints run as (custom service account of the deployed models).
+resource "google_service_account" "vertex" {
+  project      = var.project_id
+  account_id   = "${local.sa_prefix}-vertex"
+  display_name = "Vertex AI endpoints of ${local.prefix}"
+}
+
+resource "google_service_account_iam_member" "workload_identity" {
+  for_each = {
+    dagster = { gsa = google_service_account.dagster.name, ksa = var.dagster_service_account }
+    mlflow  = { gsa = google_service_account.mlflow.name, ksa = var.mlflow_service_account }
+  }
+
+  service_account_id = each.value.gsa
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "serviceAccount:${local.workload_pool}[${var.k8s_namespace}/${each.value.ksa}]"
+
+  depends_on = [google_container_cluster.this]
+}
+
+# Dagster reads and writes the whole data bucket (lake, artifacts, compute logs, landing zone).
+resource "google_storage_bucket_iam_member" "dagster" {
+  bucket = google_storage_bucket.data.name
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:${google_service_account.dagster.email}"
+}
+
+resource "google_storage_bucket_iam_member" "mlflow" {
+  bucket = google_storage_bucket.data.name
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:${google_service_account.mlflow.email}"
+
+  condition {
+    title       = "mlflow-artifacts-only"
+    description = "Objects under ${local.mlflow_prefix}/ (and listing)"
+    expression  = local.artifact_prefix_condition
+  }
+}
+
+resource "google_storage_bucket_iam_member" "vertex_readers" {
+  for_each = {
+    endpoint = "serviceAccount:${google_service_account.vertex.email}"
+    agent    = "serviceAccount:${google_project_service_identity.this["aiplatform.googleapis.com"].email}"
+  }
+
+  bucket = google_storage_bucket.data.name
+  role   = "roles/storage.objectViewer"
+  member = each.value
+
+  condition {
+    title       = "model-artifacts-read-only"
+    description = "Read objects under ${local.mlflow_prefix}/"
+    expression  = local.artifact_prefix_condition
+  }
+}
+
+# Dagster deploys models to Vertex AI endpoints and lets them run as the vertex identity.
+resource "google_project_iam_member" "dagster_vertex" {
+  project = var.project_id
+  role    = "roles/aiplatform.user"
+  member  = "serviceAccount:${google_service_account.dagster.email}"
+}
+
+resource "google_service_account_iam_member" "dagster_acts_as_vertex" {
+  service_account_id = google_service_account.vertex.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.dagster.email}"
+}
+
+resource "google_project_iam_member" "vertex_logging" {
+  for_each = toset(["roles/logging.logWriter", "roles/monitoring.metricWriter"])
+
+  project = var.project_id
+  role    = each.value
+  member  = "serviceAccount:${google_service_account.vertex.email}"
+}
