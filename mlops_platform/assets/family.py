@@ -502,11 +502,11 @@ def build_family(spec: ModelSpec) -> Family:
             raise dg.Failure(f"{spec.name} has no champion yet: promote a model before scoring", allow_retries=False)
         scored = features[[spec.entity_key, spec.event_timestamp, DAY_COLUMN]].copy()
         if len(features):
-            pipeline = registry.load_model(spec.registered_model_name, version)
-            inputs = features[spec.feature_names]
-            scored["prediction"] = pipeline.predict(inputs)
-            if spec.task == "classification":
-                scored["probability"] = pipeline.predict_proba(inputs)[:, 1]
+            from mlops_platform.ml.training import predict
+
+            predicted = predict(registry.load_model(spec.registered_model_name, version), features, spec)
+            for column in predicted.columns:
+                scored[column] = predicted[column].to_numpy()
         else:
             scored["prediction"] = pd.Series(dtype="float64")
             if spec.task == "classification":

@@ -60,3 +60,17 @@ def train(training_set: pd.DataFrame, spec: ModelSpec) -> Any:
     pipeline = build_pipeline(spec)
     pipeline.fit(x, y)
     return pipeline
+
+
+def predict(model: Any, frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """``prediction`` for every row, and for a classifier the positive class ``probability``.
+
+    A classifier is asked once, for probabilities; its predicted class is derived from them exactly as
+    scikit-learn's own ``predict`` does (the most probable class).
+    """
+    inputs = frame[spec.feature_names]
+    if spec.task != "classification":
+        return pd.DataFrame({"prediction": model.predict(inputs)}, index=frame.index)
+    proba = model.predict_proba(inputs)
+    classes = model.classes_
+    return pd.DataFrame({"prediction": classes[proba.argmax(axis=1)], "probability": proba[:, -1]}, index=frame.index)

@@ -35,6 +35,8 @@ def _convert(series: pd.Series, column_type: str) -> pd.Series:
             raise TypeError(f"expected text, found {series.dtype}")
         return series.astype(object)
     if column_type == "timestamp":
+        if pd.api.types.is_datetime64_dtype(series):
+            return series.astype("datetime64[ns]")
         if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
             raise TypeError(f"expected a timestamp, found {series.dtype}")
         converted = pd.to_datetime(series, errors="raise", format="ISO8601")

@@ -157,8 +157,8 @@ def read_days_at_versions(
     ]
     if not frames:
         raise ValueError(f"no partitions of {uri} to read")
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    return frame.sort_values(DAY_COLUMN, kind="stable").reset_index(drop=True)
+    # No sort: a table is a set of rows, and consumers that need an order impose their own.
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 def restore_table(

@@ -116,6 +116,8 @@ class DeltaIOManager(dg.ConfigurableIOManager):
             {
                 VERSION_KEY: result.version,
                 URI_KEY: dg.MetadataValue.path(uri),
+                # A range run writes its partitions in one commit; the counts are those of the run.
+                "partitions_written": len(days) if days is not None else 0,
                 "dagster/row_count": result.rows,
                 "dagster/column_schema": dg.TableSchema(
                     columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in obj.dtypes.items()]
