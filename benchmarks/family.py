@@ -106,8 +106,8 @@ def main() -> None:
         simulate(spec, settings.landing_root, start=START, days=days_count, rows=rows // days_count)
         # Warm both sides' imports so neither pays them inside its timing.
         import mlflow  # noqa: F401
-        import skops.io  # noqa: F401  (MLflow's model format; importing it costs ~1.7 s once per process)
         import sklearn.linear_model  # noqa: F401
+        import skops.io  # noqa: F401  (MLflow's model format; importing it costs ~1.7 s once per process)
 
         started = time.perf_counter()
         base = baseline(spec, settings.landing_root, days)
