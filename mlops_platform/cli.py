@@ -15,6 +15,14 @@ def _date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
 
 
+def _timestamp(value: str) -> dt.datetime:
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 timestamp") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops-platform", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -32,6 +40,26 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("--model", required=True)
 
     commands.add_parser("specs", help="list the registered model specs")
+
+    delta = commands.add_parser("delta", help="Delta table operations").add_subparsers(
+        dest="delta_command", required=True
+    )
+    restore = delta.add_parser("restore", help="restore a Delta table to an earlier version, as a new commit")
+    where = restore.add_mutually_exclusive_group(required=True)
+    where.add_argument("--table", help="table URI or path")
+    where.add_argument("--asset", help="asset key of a table in the lake, e.g. churn/features")
+    when = restore.add_mutually_exclusive_group(required=True)
+    when.add_argument("--version", type=int)
+    when.add_argument("--timestamp", type=_timestamp, help="ISO 8601, e.g. 2026-11-28T06:00:00Z")
+
+    registry = commands.add_parser("registry", help="MLflow registry backup").add_subparsers(
+        dest="registry_command", required=True
+    )
+    export = registry.add_parser("export", help="write models, versions, aliases, tags and files")
+    export.add_argument("--to", dest="destination", required=True, help="folder path or bucket URI")
+    export.add_argument("--model", action="append", help="only this model (repeatable)")
+    load = registry.add_parser("import", help="recreate an export in an empty registry")
+    load.add_argument("--from", dest="source", required=True, help="folder path or bucket URI of an export")
     return parser
 
 
@@ -45,6 +73,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "delta":
+        return _delta_restore(args, settings)
+    if args.command == "registry":
+        return _registry(args, settings)
     if args.command == "specs":
         from mlops_platform.specs import discover_specs
 
@@ -82,6 +114,46 @@ def run(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(args.command)
 
 
+def _delta_restore(args: argparse.Namespace, settings) -> int:
+    import dagster as dg
+
+    from mlops_platform.settings import resources_for
+    from mlops_platform.storage.delta import restore_table
+
+    lake = resources_for(settings)["lake"]
+    uri = args.table or lake.uri(dg.AssetKey(args.asset.strip("/").split("/")))
+    try:
+        version = restore_table(
+            uri, version=args.version, timestamp=args.timestamp, storage_options=lake.storage_options
+        )
+    except Exception as exc:  # noqa: BLE001 - any failure is reported with the table it concerns
+        print(f"error: cannot restore {uri}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    target = f"version {args.version}" if args.version is not None else args.timestamp.isoformat()
+    print(f"restored {uri} to {target} as new version {version}")
+    return 0
+
+
+def _registry(args: argparse.Namespace, settings) -> int:
+    from mlops_platform.settings import resources_for
+    from mlops_platform.tracking.backup import BackupError, export_registry, import_registry
+
+    registry = resources_for(settings)["registry"]
+    try:
+        if args.registry_command == "export":
+            summary = export_registry(registry, args.destination, args.model)
+            verb = "exported to"
+        else:
+            summary = import_registry(registry, args.source)
+            verb = "imported from"
+    except BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for name, count in summary.models.items():
+        print(f"{name}: {count} version(s) {verb} {summary.location}")
+    return 0
+
+
 def _rollback(model: str, settings) -> int:
     import dagster as dg
 
@@ -105,6 +177,10 @@ def _rollback(model: str, settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    import os
+
     from mlops_platform.exit_guard import exit_now
 
+    # A terminal command: MLflow's per-file download progress bars would bury the answer.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     exit_now(run(argv))

@@ -11,7 +11,6 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ColumnType = Literal["int64", "float64", "string", "bool", "timestamp"]
@@ -30,7 +29,8 @@ METRICS: dict[str, tuple[Task, bool]] = {
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 # A synthetic generator: (day, seed, drift, rows) -> (events of that day, labels that land that day).
-Generator = Callable[[dt.date, int, float, int], tuple[pd.DataFrame, pd.DataFrame]]
+# (Frames are pandas DataFrames; typed loosely so that loading a spec never imports pandas.)
+Generator = Callable[[dt.date, int, float, int], tuple[Any, Any]]
 
 
 class Feature(BaseModel):
@@ -40,7 +40,7 @@ class Feature(BaseModel):
 
     name: str
     kind: Literal["numeric", "categorical"]
-    compute: Callable[[pd.DataFrame], pd.Series] | None = None
+    compute: Callable[[Any], Any] | None = None
     description: str = ""
 
 

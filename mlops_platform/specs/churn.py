@@ -8,17 +8,18 @@ support calls up, and strengthens the price effect on churn.
 from __future__ import annotations
 
 import datetime as dt
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from mlops_platform.specs.base import Feature, ModelSpec, Source
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 LABEL_DELAY_DAYS = 14
 CUSTOMERS = 50_000
-PLANS = np.array(["basic", "standard", "premium"])
-REGIONS = np.array(["north", "south", "east", "west"])
-PAYMENTS = np.array(["card", "debit", "invoice"])
+PLANS = ("basic", "standard", "premium")
+REGIONS = ("north", "south", "east", "west")
+PAYMENTS = ("card", "debit", "invoice")
 
 
 def _day_seed(seed: int, day: dt.date) -> int:
@@ -26,6 +27,9 @@ def _day_seed(seed: int, day: dt.date) -> int:
 
 
 def _events(day: dt.date, seed: int, drift: float, rows: int) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
     rng = np.random.default_rng(_day_seed(seed, day))
     ids = rng.choice(CUSTOMERS, size=rows, replace=rows > CUSTOMERS)
     # Stable per-customer attributes: derived from the id, so a customer keeps its plan and region.
@@ -40,9 +44,9 @@ def _events(day: dt.date, seed: int, drift: float, rows: int) -> pd.DataFrame:
             "customer_id": "C" + pd.Series(ids).astype(str),
             "event_ts": pd.Timestamp(day) + pd.to_timedelta(seconds, unit="s"),
             "tenure_months": tenure.astype("int64"),
-            "plan": PLANS[plan_idx].astype(object),
-            "region": REGIONS[region_idx].astype(object),
-            "payment_method": PAYMENTS[payment_idx].astype(object),
+            "plan": np.array(PLANS)[plan_idx].astype(object),
+            "region": np.array(REGIONS)[region_idx].astype(object),
+            "payment_method": np.array(PAYMENTS)[payment_idx].astype(object),
             "monthly_charges": charges.round(2),
             "support_calls_30d": rng.poisson(1.0 + 2.0 * drift, rows).astype("int64"),
             "usage_hours_30d": np.clip(rng.normal(40 - 15 * drift, 12, rows), 0, None).round(1),
@@ -52,6 +56,9 @@ def _events(day: dt.date, seed: int, drift: float, rows: int) -> pd.DataFrame:
 
 
 def _labels_for(events: pd.DataFrame, seed: int, day: dt.date, drift: float) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
     rng = np.random.default_rng(_day_seed(seed, day) + 17)
     logit = (
         -2.0

@@ -7,18 +7,22 @@ same day. ``drift`` lengthens distances and kitchen times (a busier season).
 from __future__ import annotations
 
 import datetime as dt
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from mlops_platform.specs.base import Feature, ModelSpec, Source
 
-CITIES = np.array(["amsterdam", "berlin", "lisbon", "madrid", "paris"])
-CITY_SLOWNESS = np.array([1.0, 1.1, 0.9, 1.2, 1.3])
+if TYPE_CHECKING:
+    import pandas as pd
+
+CITIES = ("amsterdam", "berlin", "lisbon", "madrid", "paris")
+CITY_SLOWNESS = (1.0, 1.1, 0.9, 1.2, 1.3)
 
 
 def generate(day: dt.date, seed: int, drift: float, rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Orders placed on ``day`` (08:00-21:00) and their delivery times, which land the same day."""
+    import numpy as np
+    import pandas as pd
+
     rng = np.random.default_rng(seed * 1_000_003 + day.toordinal())
     city_idx = rng.integers(0, len(CITIES), rows)
     seconds = rng.integers(8 * 3600, 21 * 3600, rows)
@@ -31,7 +35,7 @@ def generate(day: dt.date, seed: int, drift: float, rows: int) -> tuple[pd.DataF
         {
             "order_id": [f"O{day:%Y%m%d}{i:07d}" for i in range(rows)],
             "event_ts": event_ts,
-            "city": CITIES[city_idx].astype(object),
+            "city": np.array(CITIES)[city_idx].astype(object),
             "distance_km": distance,
             "items": items.astype("int64"),
             "prep_minutes": prep,
@@ -40,7 +44,7 @@ def generate(day: dt.date, seed: int, drift: float, rows: int) -> tuple[pd.DataF
     )
     minutes = (
         prep
-        + 3.5 * distance * CITY_SLOWNESS[city_idx]
+        + 3.5 * distance * np.array(CITY_SLOWNESS)[city_idx]
         + 0.6 * items
         + 12 * load**2
         + np.where((seconds // 3600 >= 18) & (seconds // 3600 < 20), 6.0, 0.0)
