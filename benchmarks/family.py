@@ -35,29 +35,20 @@ START = dt.date(2026, 9, 1)
 
 def baseline(spec, landing: Path, days: list[dt.date]) -> dict[str, float]:
     """The pure functions on the landed files, in memory."""
-    events, labels = [], []
+    streams: dict[str, list[pd.DataFrame]] = {"events": [], "labels": []}
     for day in days:
         for path in sorted((landing / spec.name / day.isoformat()).iterdir()):
-            if path.name.startswith("events-"):
-                events.append(
-                    conform(
-                        read_landed_file(path),
-                        spec.source.events,
-                        day=day,
-                        day_column=spec.event_timestamp,
-                        key_columns=(spec.entity_key,),
-                    )
-                )
-            else:
-                labels.append(
-                    conform(
-                        read_landed_file(path),
-                        spec.source.labels,
-                        day=day,
-                        day_column=spec.label_timestamp,
-                        key_columns=(spec.entity_key,),
-                    )
-                )
+            stream = "events" if path.name.startswith("events-") else "labels"
+            schema, day_column = (
+                (spec.source.events, spec.event_timestamp)
+                if stream == "events"
+                else (spec.source.labels, spec.label_timestamp)
+            )
+            frame = read_landed_file(path)
+            streams[stream].append(
+                conform(frame, schema, day=day, day_column=day_column, key_columns=(spec.entity_key,))
+            )
+    events, labels = streams["events"], streams["labels"]
     raw = pd.concat(events, ignore_index=True)
     features = compute_features(raw, spec)
     training_set = point_in_time_join(features, pd.concat(labels, ignore_index=True), spec)

@@ -151,26 +151,24 @@ def test_promotion_then_rollback_job_and_cli(trained, churn, tmp_path) -> None:
 
     # Version 1 replaced no champion: the command refuses, says why, and changes nothing.
     env = {**os.environ, "MLOPS_HOME": str(trained.settings.home), "DAGSTER_HOME": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-m", "mlops_platform", "rollback", "--model", "churn"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+
+    def rollback_command():
+        return subprocess.run(
+            [sys.executable, "-m", "mlops_platform", "rollback", "--model", "churn"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+    done = rollback_command()
     assert done.returncode == 1, done.stderr
     assert "replaced no earlier champion" in done.stderr
     assert registry.alias_version("churn", CHAMPION) == "1"
 
     # Promote 3 again through the gates, then roll back from the command line.
     registry.promote("churn", "3")
-    done = subprocess.run(
-        [sys.executable, "-m", "mlops_platform", "rollback", "--model", "churn"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    done = rollback_command()
     assert done.returncode == 0, done.stderr
     assert "rollback from version 3 to 1" in done.stdout
     assert registry.alias_version("churn", CHAMPION) == "1"

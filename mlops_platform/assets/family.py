@@ -498,9 +498,7 @@ def build_family(spec: ModelSpec) -> Family:
         metadata={"partition_column": DAY_COLUMN},
     )
     @retry_only_transient
-    def predictions(
-        context: dg.AssetExecutionContext, features: Frame, registry: MlflowRegistry
-    ) -> Frame:
+    def predictions(context: dg.AssetExecutionContext, features: Frame, registry: MlflowRegistry) -> Frame:
         """The day's feature rows scored by the current champion; the version used is recorded."""
         import pandas as pd
 
