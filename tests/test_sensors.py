@@ -49,8 +49,16 @@ def test_each_file_is_handled_once_and_new_files_rerun_their_day(platform, churn
     assert late.run_requests[0].run_key not in {r.run_key for r in first.run_requests}
     assert "events-late.parquet" in late.run_requests[0].tags["mlops/new_files"]
 
-    quiet, _ = _tick(platform, churn, cursor)
+    quiet, cursor = _tick(platform, churn, cursor)
     assert quiet.run_requests == []
+
+    # Files of today wait, unrecorded, until today's partition exists; they are not quarantined.
+    today = dt.datetime.now(dt.UTC).date()
+    platform.land(churn, days=1, rows=10, start=today)
+    waiting, cursor = _tick(platform, churn, cursor)
+    assert waiting.run_requests == []
+    assert today.isoformat() not in cursor
+    assert any((platform.settings.landing_root / "churn" / today.isoformat()).iterdir())
 
 
 def test_files_outside_a_partition_day_are_quarantined_with_the_reason(platform, churn) -> None:

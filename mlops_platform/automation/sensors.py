@@ -46,7 +46,8 @@ def build_landing_sensor(spec: ModelSpec, ingest_job: Any) -> dg.SensorDefinitio
         seen = _cursor(context.cursor)
         current: dict[str, dict[str, int]] = {}
         requests = []
-        today = dt.date.today()
+        # Dagster's clock (UTC), not this machine's: a day's partition exists once the day is over.
+        today = dt.datetime.now(dt.UTC).date()
         changed: dict[dt.date, list[str]] = {}
         for folder, paths in sorted(landing.scan(spec.name).items()):
             try:
@@ -62,6 +63,11 @@ def build_landing_sensor(spec: ModelSpec, ingest_job: Any) -> dg.SensorDefinitio
                 for path in paths:
                     landing.quarantine(path, spec.name, folder or "_unassigned", why)
                     context.log.warning(f"quarantined {path}: {why}")
+                continue
+            if day == today:
+                # Today's partition does not exist until the day is over; these files stay out of the
+                # cursor and are requested on the first tick after midnight.
+                context.log.info(f"{len(paths)} file(s) of {folder} wait for the day's partition")
                 continue
             files = {p.name: p.stat().st_mtime_ns for p in paths}
             current[folder] = files
