@@ -87,8 +87,9 @@ class Family:
         return dg.AssetKey([self.spec.name, name])
 
 
-def asset_key(spec: ModelSpec, name: str) -> dg.AssetKey:
-    return dg.AssetKey([spec.name, name])
+def _present(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Metadata without the entries that do not apply (shown as "null" in the UI otherwise)."""
+    return {key: value for key, value in metadata.items() if value is not None}
 
 
 def daily_partitions(spec: ModelSpec) -> dg.DailyPartitionsDefinition:
@@ -422,17 +423,19 @@ def build_family(spec: ModelSpec) -> Family:
         }
         yield dg.Output(
             result,
-            metadata={
-                f"challenger_{spec.metric}": dg.MetadataValue.float(challenger_score),
-                f"champion_{spec.metric}": dg.MetadataValue.float(champion_score)
-                if champion_score is not None
-                else None,
-                "challenger_version": int(model["version"]),
-                "champion_version": int(champion_version) if champion_version else None,
-                "training_set_version": model["training_set_version"],
-                "test_rows": len(test),
-                "gates_passed": result["passed"],
-            },
+            metadata=_present(
+                {
+                    f"challenger_{spec.metric}": dg.MetadataValue.float(challenger_score),
+                    f"champion_{spec.metric}": None
+                    if champion_score is None
+                    else dg.MetadataValue.float(champion_score),
+                    "challenger_version": int(model["version"]),
+                    "champion_version": int(champion_version) if champion_version else None,
+                    "training_set_version": model["training_set_version"],
+                    "test_rows": len(test),
+                    "gates_passed": result["passed"],
+                }
+            ),
         )
         yield dg.AssetCheckResult(
             check_name=THRESHOLD_CHECK,
@@ -474,13 +477,15 @@ def build_family(spec: ModelSpec) -> Family:
         version = evaluation["challenger_version"]
         previous = registry.promote(spec.registered_model_name, version)
         return dg.MaterializeResult(
-            metadata={
-                "action": "promote",
-                "champion_version": int(version),
-                "previous_champion_version": int(previous) if previous else None,
-                f"champion_{spec.metric}": dg.MetadataValue.float(evaluation["challenger_score"]),
-                "decided_at": dt.datetime.now(dt.UTC).isoformat(),
-            }
+            metadata=_present(
+                {
+                    "action": "promote",
+                    "champion_version": int(version),
+                    "previous_champion_version": int(previous) if previous else None,
+                    f"champion_{spec.metric}": dg.MetadataValue.float(evaluation["challenger_score"]),
+                    "decided_at": dt.datetime.now(dt.UTC).isoformat(),
+                }
+            )
         )
 
     @dg.asset(
@@ -521,11 +526,15 @@ def build_family(spec: ModelSpec) -> Family:
         scored["prediction"] = scored["prediction"].astype("float64")
         scored["model_version"] = version
         context.add_output_metadata(
-            {
-                "champion_version": int(version),
-                "features_delta_versions": dg.MetadataValue.json(features.attrs["delta_versions"]),
-                "mean_prediction": dg.MetadataValue.float(float(scored["prediction"].mean())) if len(scored) else None,
-            }
+            _present(
+                {
+                    "champion_version": int(version),
+                    "features_delta_versions": dg.MetadataValue.json(features.attrs["delta_versions"]),
+                    "mean_prediction": dg.MetadataValue.float(float(scored["prediction"].mean()))
+                    if len(scored)
+                    else None,
+                }
+            )
         )
         return scored
 
