@@ -4,6 +4,9 @@ UV_VERSION := 0.13.9
 UV := .tools/uv/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
+NPM ?= npm
+# npm writes this file on every install: it stands for "node_modules matches package-lock.json".
+NODE_STAMP := node_modules/.package-lock.json
 HOST ?= 127.0.0.1
 PORT ?= 3000
 DEMO_DAYS ?= 30
@@ -15,9 +18,16 @@ export MLOPS_HOME ?= $(CURDIR)/.mlops
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools/uv uv==$(UV_VERSION)
 
-# The environment, exactly as uv.lock pins it.
-install: $(UV)
+# The environment, exactly as uv.lock and package-lock.json pin it (npm: Azurite for tests/cloud).
+install: $(UV) $(NODE_STAMP)
 	$(UV) sync --frozen --python $(PYTHON)
+
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v $(NPM) >/dev/null 2>&1; then \
+		$(NPM) ci --no-audit --no-fund; \
+	else \
+		echo "npm not found: the Azure Blob suite in tests/cloud will be skipped (install Node.js 20)"; \
+	fi
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
@@ -55,6 +65,7 @@ mlflow-ui: install
 bench: install
 	$(BIN)/python benchmarks/family.py
 	$(BIN)/python benchmarks/import_time.py
+	$(BIN)/python benchmarks/delta_io.py
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .tools node_modules .pytest_cache .ruff_cache .mypy_cache

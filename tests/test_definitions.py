@@ -41,6 +41,12 @@ def test_profile_settings_are_validated() -> None:
     assert settings.artifact_root == "file:///srv/mlops/mlflow/artifacts"
     custom = Settings.from_env({"MLOPS_HOME": "/x", "MLOPS_MLFLOW_TRACKING_URI": "postgresql://db/mlflow"})
     assert custom.tracking_uri == "postgresql://db/mlflow"
+    # The cloud profiles are available: one setting (plus the bucket) moves the lake and its siblings.
+    with pytest.raises(SettingsError, match="MLOPS_PROFILE=aws needs MLOPS_STORAGE_ROOT"):
+        Settings.from_env({"MLOPS_PROFILE": "aws", "MLOPS_HOME": "/x"})
+    aws = Settings.from_env({"MLOPS_PROFILE": "aws", "MLOPS_HOME": "/x", "MLOPS_STORAGE_ROOT": "s3://data/lake"})
+    assert (aws.profile, aws.lake_root, aws.artifact_root) == ("aws", "s3://data/lake", "s3://data/mlflow")
+    assert aws.tracking_uri == "sqlite:////x/mlflow/mlflow.db"  # one machine; a team sets a database URL
 
 
 def test_loading_the_code_location_imports_no_heavy_ml_library(tmp_path) -> None:

@@ -6,18 +6,32 @@ No Dagster here: the IO manager and the CLI both use these functions.
 from __future__ import annotations
 
 import datetime as dt
+import random
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from mlops_platform.storage.errors import storage_errors
+
+if TYPE_CHECKING:  # pandas loads with the first read or write, not with the code location
+    import pandas as pd
 
 WRITE_ID_KEY = "mlops.write_id"
 DAY_COLUMN = "day"
+# delta-rs retries a conflicting commit itself (15 times by default); past that it raises
+# CommitFailedError and the written files are left uncommitted. The platform then writes again, up to
+# this many times in all, so that concurrent writers queue up instead of losing a commit.
+COMMIT_ATTEMPTS = 8
 
 
 class DeltaVersionNotFound(RuntimeError):
     """A write committed but its version could not be found in the table history."""
+
+
+class CommitConflict(RuntimeError):
+    """Concurrent writers kept winning the race for the next version; nothing of this write committed."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,8 @@ def join_uri(root: str, *parts: str) -> str:
 
 
 def _timestamp_columns(frame: pd.DataFrame) -> list[str]:
+    import pandas as pd
+
     return [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
 
 
@@ -49,16 +65,7 @@ def write_table(
     day twice leaves one copy of its rows); without, the whole table is replaced. Rows outside
     ``days`` are refused, so a partition write can never touch another partition.
     """
-    from deltalake import CommitProperties, write_deltalake
-
-    write_id = uuid.uuid4().hex
-    metadata = {WRITE_ID_KEY: write_id, **(commit_metadata or {})}
-    kwargs: dict = {
-        "mode": "overwrite",
-        "storage_options": dict(storage_options or {}),
-        "commit_properties": CommitProperties(custom_metadata=metadata),
-        "schema_mode": "overwrite" if days is None else None,
-    }
+    kwargs: dict = {"mode": "overwrite", "schema_mode": "overwrite" if days is None else None}
     if days is not None:
         day_list = sorted(set(days))
         if DAY_COLUMN not in frame.columns:
@@ -71,8 +78,104 @@ def write_table(
             )
         kwargs["partition_by"] = [DAY_COLUMN]
         kwargs["predicate"] = f"{DAY_COLUMN} IN ({', '.join(repr(d.isoformat()) for d in day_list)})"
-    write_deltalake(uri, _to_arrow(uri, frame, storage_options), **kwargs)
-    return WriteResult(uri=uri, version=_version_of(uri, write_id, storage_options), rows=len(frame))
+    with storage_errors(uri, "writing"):
+        # Replacing a whole table or some partitions is idempotent, so a lost race is simply re-run.
+        version = _commit(uri, frame, storage_options, commit_metadata, kwargs)
+    return WriteResult(uri=uri, version=version, rows=len(frame))
+
+
+def append_table(
+    uri: str,
+    frame: pd.DataFrame,
+    *,
+    storage_options: Mapping[str, str] | None = None,
+    commit_metadata: Mapping[str, str] | None = None,
+) -> WriteResult:
+    """Append ``frame`` as one commit and return the version that commit created.
+
+    Safe with any number of concurrent writers, in this process or others: each append lands as
+    exactly one commit, at the version returned.
+    """
+    kwargs: dict = {"mode": "append"}
+    if DAY_COLUMN in frame.columns:
+        kwargs["partition_by"] = [DAY_COLUMN]
+    with storage_errors(uri, "appending to"):
+        version = _commit(uri, frame, storage_options, commit_metadata, kwargs)
+    return WriteResult(uri=uri, version=version, rows=len(frame))
+
+
+def _open(uri: str, storage_options: Mapping[str, str] | None):
+    """The table at its latest version, or None when there is no table yet."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        return DeltaTable(uri, storage_options=dict(storage_options or {}))
+    except TableNotFoundError:
+        return None
+
+
+def _commit(
+    uri: str,
+    frame: pd.DataFrame,
+    storage_options: Mapping[str, str] | None,
+    commit_metadata: Mapping[str, str] | None,
+    write_kwargs: dict,
+) -> int:
+    """Commit ``frame`` once and return the version of that commit, whatever other writers do.
+
+    The write goes through a DeltaTable object, whose state after the write is the snapshot of our
+    own commit: its version is ours even when other writers committed meanwhile. (``history()`` is no
+    way to find it: delta-rs 1.6 numbers the commits it lists from the snapshot's version while
+    listing the log as it is now, so concurrent commits shift every number.) A commit that loses the
+    race more often than delta-rs retries raises CommitFailedError with nothing committed; it is
+    written again, with jittered backoff, up to COMMIT_ATTEMPTS times.
+    """
+    from deltalake import CommitProperties, Transaction, write_deltalake
+    from deltalake.exceptions import CommitFailedError
+
+    write_id = uuid.uuid4().hex
+    metadata = {WRITE_ID_KEY: write_id, **(commit_metadata or {})}
+    data = _to_arrow(uri, frame, storage_options)
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        table = _open(uri, storage_options)
+        try:
+            if table is not None:
+                write_deltalake(
+                    table, data, commit_properties=CommitProperties(custom_metadata=metadata), **write_kwargs
+                )
+                return table.version()
+            # The first write creates the table; it carries an application transaction id so that we can
+            # tell our commit from that of a writer who created the table at the same moment.
+            app_id = f"{WRITE_ID_KEY}.{write_id}"
+            properties = CommitProperties(custom_metadata=metadata, app_transactions=[Transaction(app_id, 0)])
+            write_deltalake(
+                uri, data, storage_options=dict(storage_options or {}), commit_properties=properties, **write_kwargs
+            )
+            return _version_with_transaction(uri, app_id, storage_options)
+        except CommitFailedError as exc:
+            if attempt == COMMIT_ATTEMPTS:
+                raise CommitConflict(
+                    f"{uri}: {COMMIT_ATTEMPTS} attempts to commit lost the race to concurrent writers "
+                    f"(last: {exc}); nothing of this write was committed"
+                ) from exc
+            # Full jitter, so that writers that collided do not collide again on the same schedule.
+            time.sleep(random.uniform(0.0, min(2.0, 0.05 * 2**attempt)))
+    raise AssertionError("unreachable")
+
+
+def _version_with_transaction(uri: str, app_id: str, storage_options: Mapping[str, str] | None) -> int:
+    """The first version whose snapshot knows application transaction ``app_id``."""
+    from deltalake import DeltaTable
+
+    latest = DeltaTable(uri, storage_options=dict(storage_options or {}))
+    if latest.version() == 0 and latest.transaction_version(app_id) is not None:
+        return 0  # the usual case: nobody else wrote to the new table yet
+    for version in range(latest.version() + 1):
+        snapshot = DeltaTable(uri, version=version, storage_options=dict(storage_options or {}))
+        if snapshot.transaction_version(app_id) is not None:
+            return version
+    raise DeltaVersionNotFound(f"the commit that created {uri} ({app_id}) is not in its log")
 
 
 def _to_arrow(uri: str, frame: pd.DataFrame, storage_options: Mapping[str, str] | None):
@@ -96,17 +199,6 @@ def _to_arrow(uri: str, frame: pd.DataFrame, storage_options: Mapping[str, str] 
     return table.cast(pa.schema(fields))
 
 
-def _version_of(uri: str, write_id: str, storage_options: Mapping[str, str] | None) -> int:
-    from deltalake import DeltaTable
-
-    # Another writer may have committed after us, so find our own commit rather than "latest".
-    table = DeltaTable(uri, storage_options=dict(storage_options or {}))
-    for entry in table.history(limit=100):
-        if entry.get(WRITE_ID_KEY) == write_id:
-            return int(entry["version"])
-    raise DeltaVersionNotFound(f"commit {write_id} not found in the last 100 commits of {uri}")
-
-
 def read_table(
     uri: str,
     version: int,
@@ -124,16 +216,17 @@ def read_table(
     import pyarrow as pa
     from deltalake import DeltaTable, QueryBuilder
 
-    table = DeltaTable(uri, version=version, storage_options=dict(storage_options or {}))
-    schema = pa.schema(table.schema().to_arrow())
-    query = "SELECT * FROM t"
-    if days is not None:
-        day_list = sorted(set(days))
-        if not day_list:
-            return schema.empty_table().to_pandas()
-        literals = ", ".join(f"DATE '{d.isoformat()}'" for d in day_list)
-        query += f" WHERE {DAY_COLUMN} IN ({literals})"
-    result = pa.table(QueryBuilder().register("t", table).execute(query).read_all())
+    with storage_errors(uri, f"reading version {version} of"):
+        table = DeltaTable(uri, version=version, storage_options=dict(storage_options or {}))
+        schema = pa.schema(table.schema().to_arrow())
+        query = "SELECT * FROM t"
+        if days is not None:
+            day_list = sorted(set(days))
+            if not day_list:
+                return schema.empty_table().to_pandas()
+            literals = ", ".join(f"DATE '{d.isoformat()}'" for d in day_list)
+            query += f" WHERE {DAY_COLUMN} IN ({literals})"
+        result = pa.table(QueryBuilder().register("t", table).execute(query).read_all())
     frame = result.select(schema.names).to_pandas()
     # Delta stores microseconds; hand back the nanosecond dtype pandas wrote.
     for column in _timestamp_columns(frame):
@@ -151,6 +244,8 @@ def read_days_at_versions(
     by_version: dict[int, list[dt.date]] = {}
     for day, version in versions_by_day.items():
         by_version.setdefault(version, []).append(day)
+    import pandas as pd
+
     frames = [
         read_table(uri, version, days=days, storage_options=storage_options)
         for version, days in sorted(by_version.items())
@@ -176,9 +271,10 @@ def restore_table(
 
     if (version is None) == (timestamp is None):
         raise ValueError("give exactly one of version or timestamp")
-    table = DeltaTable(uri, storage_options=dict(storage_options or {}))
-    target: int | dt.datetime = version if version is not None else timestamp  # type: ignore[assignment]
-    if version is not None and not 0 <= version <= table.version():
-        raise ValueError(f"{uri} has versions 0..{table.version()}; {version} is not one of them")
-    table.restore(target)
-    return DeltaTable(uri, storage_options=dict(storage_options or {})).version()
+    with storage_errors(uri, "restoring"):
+        table = DeltaTable(uri, storage_options=dict(storage_options or {}))
+        target: int | dt.datetime = version if version is not None else timestamp  # type: ignore[assignment]
+        if version is not None and not 0 <= version <= table.version():
+            raise ValueError(f"{uri} has versions 0..{table.version()}; {version} is not one of them")
+        table.restore(target)
+        return DeltaTable(uri, storage_options=dict(storage_options or {})).version()

@@ -9,9 +9,11 @@ them in their metadata and MLflow tags.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 
 from mlops_platform.storage.delta import (
     DAY_COLUMN,
@@ -20,6 +22,10 @@ from mlops_platform.storage.delta import (
     read_table,
     write_table,
 )
+from mlops_platform.storage.errors import StorageError
+
+if TYPE_CHECKING:  # pandas loads with the first read or write, not with the code location
+    import pandas as pd
 
 VERSION_KEY = "delta_version"
 URI_KEY = "delta_uri"
@@ -27,6 +33,20 @@ URI_KEY = "delta_uri"
 
 class LineageError(RuntimeError):
     """An upstream table version that should have been recorded was not."""
+
+
+@contextmanager
+def fail_fast_on_refusal() -> Iterator[None]:
+    """A store that refused (403, 404, bad request) refuses again: fail the step without retrying.
+
+    Unreachable stores raise StorageUnavailable, which passes through, so the step's RetryPolicy
+    retries it with backoff; if the outage outlasts the retries the run fails with that message,
+    which names the storage and the URI.
+    """
+    try:
+        yield
+    except StorageError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
 def table_uri(root_uri: str, asset_key: dg.AssetKey) -> str:
@@ -97,6 +117,8 @@ class DeltaIOManager(dg.ConfigurableIOManager):
     lake: Lake
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
+        import pandas as pd
+
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(
                 f"{context.asset_key.to_user_string()}: expected a pandas DataFrame, got {type(obj).__name__}"
@@ -105,13 +127,14 @@ class DeltaIOManager(dg.ConfigurableIOManager):
         days = None
         if context.has_asset_partitions:
             days = [dt.date.fromisoformat(key) for key in context.asset_partition_keys]
-        result = write_table(
-            uri,
-            obj,
-            days=days,
-            storage_options=self.lake.storage_options,
-            commit_metadata={"dagster.run_id": context.run_id} if context.has_asset_key else None,
-        )
+        with fail_fast_on_refusal():
+            result = write_table(
+                uri,
+                obj,
+                days=days,
+                storage_options=self.lake.storage_options,
+                commit_metadata={"dagster.run_id": context.run_id} if context.has_asset_key else None,
+            )
         context.add_output_metadata(
             {
                 VERSION_KEY: result.version,
@@ -126,6 +149,10 @@ class DeltaIOManager(dg.ConfigurableIOManager):
         )
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        with fail_fast_on_refusal():
+            return self._load(context)
+
+    def _load(self, context: dg.InputContext) -> pd.DataFrame:
         upstream_key = context.asset_key
         uri = self.lake.uri(upstream_key)
         instance = context.instance
@@ -154,4 +181,12 @@ class DeltaIOManager(dg.ConfigurableIOManager):
         return frame
 
 
-__all__ = ["DAY_COLUMN", "DeltaIOManager", "Lake", "LineageError", "recorded_versions", "table_uri"]
+__all__ = [
+    "DAY_COLUMN",
+    "DeltaIOManager",
+    "Lake",
+    "LineageError",
+    "fail_fast_on_refusal",
+    "recorded_versions",
+    "table_uri",
+]
