@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from mlops_platform.assets.family import build_family
+from mlops_platform.automation.maintenance import build_maintenance_job, build_maintenance_schedule
 from mlops_platform.automation.sensors import build_automation_sensor, build_landing_sensor
 from mlops_platform.settings import Settings, executor_for, resources_for
 from mlops_platform.specs import ModelSpec, discover_specs
@@ -14,10 +15,14 @@ def build_definitions(settings: Settings | None = None, specs: list[ModelSpec] |
     """Merge the families of ``specs`` (default: all discovered) with the profile's resources."""
     settings = settings or Settings.from_env()
     families = [build_family(spec) for spec in (specs if specs is not None else discover_specs())]
+    maintenance = build_maintenance_job()
     return dg.Definitions(
         assets=[asset for family in families for asset in family.assets],
-        jobs=[job for family in families for job in family.jobs],
-        schedules=[schedule for family in families for schedule in family.schedules],
+        jobs=[*(job for family in families for job in family.jobs), maintenance],
+        schedules=[
+            *(schedule for family in families for schedule in family.schedules),
+            build_maintenance_schedule(maintenance),
+        ],
         sensors=[
             *(build_landing_sensor(family.spec, family.jobs[0]) for family in families),
             build_automation_sensor(),

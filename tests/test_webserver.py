@@ -84,7 +84,11 @@ def test_webserver_and_daemon_serve_the_platform(dagster_dev) -> None:
         "mlops_automation": "RUNNING",
     }
     schedules = {s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]}
-    assert schedules == {"churn_daily_ingest": "RUNNING", "delivery_eta_daily_ingest": "RUNNING"}
+    assert schedules == {
+        "churn_daily_ingest": "RUNNING",
+        "delivery_eta_daily_ingest": "RUNNING",
+        "lake_maintenance_weekly": "RUNNING",
+    }
 
     deadline = time.monotonic() + 120
     while True:

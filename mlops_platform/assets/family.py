@@ -36,7 +36,17 @@ TRANSIENT_MARKERS = ("database is locked", "temporarily unavailable", "timed out
 
 
 def _is_transient(exc: Exception) -> bool:
-    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+    """A hiccup a later attempt can get past: an unreachable or overloaded store, a locked database.
+
+    A store that answered and refused (StorageError: 403, 404, a bad request) is not one, whatever
+    its message says. Storage clients' connection errors count by type, also when wrapped (boto3's
+    EndpointConnectionError is no OSError; MLflow re-raises the SDK's error from its own).
+    """
+    from mlops_platform.storage.errors import StorageError, is_unavailable
+
+    if isinstance(exc, StorageError):
+        return False
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)) or is_unavailable(exc):
         return True
     return any(marker in str(exc).lower() for marker in TRANSIENT_MARKERS)
 
@@ -273,11 +283,13 @@ def build_family(spec: ModelSpec) -> Family:
         ins={"raw": dg.AssetIn(raw_key)},
         automation_condition=follows_upstream(),
         backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=TRANSIENT_RETRY,
         freshness_policy=freshness,
         code_version=code_version,
         kinds={"delta", "pandas"},
         metadata={"partition_column": DAY_COLUMN},
     )
+    @retry_only_transient
     def features(context: dg.AssetExecutionContext, raw: Frame) -> Frame:
         """Point-in-time keyed features (entity, event time) of one day, computed from its raw events."""
         from mlops_platform.ml.features import compute_features
@@ -292,9 +304,11 @@ def build_family(spec: ModelSpec) -> Family:
         io_manager_key=DELTA,
         ins={"features": dg.AssetIn(features_key), "labels": dg.AssetIn(labels_key)},
         automation_condition=retrain_on(spec.retrain_cron),
+        retry_policy=TRANSIENT_RETRY,
         code_version=code_version,
         kinds={"delta", "pandas"},
     )
+    @retry_only_transient
     def training_set(context: dg.AssetExecutionContext, features: Frame, labels: Frame) -> Frame:
         """Labels of the training window joined point-in-time with features, split by entity hash."""
         from mlops_platform.ml.dataset import point_in_time_join, window_bounds
@@ -395,8 +409,10 @@ def build_family(spec: ModelSpec) -> Family:
                 description=f"Challenger is no worse than the champion beyond {spec.regression_tolerance}.",
             ),
         ],
+        retry_policy=TRANSIENT_RETRY,
         kinds={"mlflow"},
     )
+    @retry_only_transient
     def evaluation(context: dg.AssetExecutionContext, model: dict, registry: MlflowRegistry, lake: Lake):
         """Challenger and champion scored on the same pinned test set; the gates decide promotion."""
         from mlops_platform.ml.metrics import regression_gate, score, threshold_gate
