@@ -33,8 +33,10 @@ COMPUTE_LOGS_PREFIX = "dagster/compute-logs"
 AZURE_CONNECTION_STRING_VAR = "AZURE_STORAGE_CONNECTION_STRING"
 # Every variable Settings.from_env reads. The SDK-standard names are the ones the SDKs and
 # deploy/helm/platform/platform-env-<cloud>.yaml already use, so one variable configures both.
+EXECUTORS: tuple[str, ...] = ("in_process", "multiprocess", "k8s")
 ENVIRONMENT_VARIABLES: tuple[str, ...] = (
     "MLOPS_PROFILE",
+    "MLOPS_EXECUTOR",
     "MLOPS_HOME",
     "MLOPS_STORAGE_ROOT",
     "MLOPS_OBJECTS_ROOT",
@@ -135,6 +137,11 @@ class Settings(BaseModel):
         default=None, description="Where MLflow stores artifacts; default beside the lake (<bucket>/mlflow)."
     )
     mlflow_ui_url: str = Field(default="http://127.0.0.1:5000", description="Base URL used for MLflow run links.")
+    executor: Literal["in_process", "multiprocess", "k8s"] = Field(
+        default="in_process",
+        description="How a run executes its steps (MLOPS_EXECUTOR): in the run's process, one process "
+        "per step, or one Kubernetes job per step (dagster-k8s k8s_job_executor, for deployments).",
+    )
 
     @field_validator("home")
     @classmethod
@@ -175,6 +182,9 @@ class Settings(BaseModel):
             return env.get(name, "").strip() or None
 
         profile = (get("MLOPS_PROFILE") or "local").lower()
+        executor = (get("MLOPS_EXECUTOR") or "in_process").lower()
+        if executor not in EXECUTORS:
+            raise SettingsError(f"MLOPS_EXECUTOR={executor!r} is not an executor; choose one of {', '.join(EXECUTORS)}")
         if profile not in PROFILES:
             raise SettingsError(f"MLOPS_PROFILE={profile!r} is not a profile; choose one of {', '.join(PROFILES)}")
         home = Path(get("MLOPS_HOME") or Path.cwd() / ".mlops")
@@ -194,6 +204,7 @@ class Settings(BaseModel):
                 mlflow_tracking_uri=get("MLOPS_MLFLOW_TRACKING_URI"),
                 mlflow_artifact_root=get("MLOPS_MLFLOW_ARTIFACT_ROOT"),
                 mlflow_ui_url=get("MLOPS_MLFLOW_UI_URL") or "http://127.0.0.1:5000",
+                executor=executor,  # type: ignore[arg-type]
             )
         except ValidationError as exc:
             # pydantic wraps the validator's SettingsError; hand back the message that names the variable.
@@ -284,11 +295,19 @@ class Settings(BaseModel):
 
 
 def executor_for(settings: Settings) -> Any:
-    """How a run executes its steps. Locally, in the run's own process: a step subprocess would
-    re-import the code location (seconds each on 2 cores) for steps that run one after another anyway.
+    """How a run executes its steps. By default in the run's own process: a step subprocess would
+    re-import the code location (seconds each on 2 cores) for steps that mostly run one after another.
+    On Kubernetes each step is its own job (the Helm values set MLOPS_EXECUTOR=k8s), scheduled on the
+    spot pool like the run pod whose configuration it inherits.
     """
     import dagster as dg
 
+    if settings.executor == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    if settings.executor == "multiprocess":
+        return dg.multiprocess_executor
     return dg.in_process_executor
 
 

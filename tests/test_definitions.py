@@ -33,6 +33,16 @@ def test_the_decorated_loader_builds_from_the_environment(monkeypatch, tmp_path)
     assert loaded.resources["lake"].root_uri == str(tmp_path / "lake")
 
 
+def test_the_executor_is_a_setting(tmp_path) -> None:
+    from mlops_platform.settings import executor_for
+
+    assert executor_for(Settings(home=tmp_path)) is dg.in_process_executor
+    assert executor_for(Settings.from_env({"MLOPS_HOME": str(tmp_path), "MLOPS_EXECUTOR": "k8s"})).name == "k8s"
+    assert executor_for(Settings(home=tmp_path, executor="multiprocess")) is dg.multiprocess_executor
+    with pytest.raises(SettingsError, match="MLOPS_EXECUTOR='celery' is not an executor"):
+        Settings.from_env({"MLOPS_EXECUTOR": "celery"})
+
+
 def test_profile_settings_are_validated() -> None:
     with pytest.raises(SettingsError, match="MLOPS_PROFILE='moon' is not a profile"):
         Settings.from_env({"MLOPS_PROFILE": "moon"})
