@@ -47,6 +47,14 @@ resource "google_storage_bucket_iam_member" "dagster" {
   member = "serviceAccount:${google_service_account.dagster.email}"
 }
 
+# GCSComputeLogManager checks at start-up that its bucket exists (storage.buckets.get), which
+# objectUser does not grant; legacyBucketReader grants it (and object listing) on this bucket only.
+resource "google_storage_bucket_iam_member" "dagster_bucket_metadata" {
+  bucket = google_storage_bucket.data.name
+  role   = "roles/storage.legacyBucketReader"
+  member = "serviceAccount:${google_service_account.dagster.email}"
+}
+
 resource "google_storage_bucket_iam_member" "mlflow" {
   bucket = google_storage_bucket.data.name
   role   = "roles/storage.objectUser"
