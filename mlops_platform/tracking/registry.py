@@ -5,7 +5,6 @@ mlflow is imported inside the methods: the code location must load without it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -175,7 +174,3 @@ def _predict_for_signature(pipeline: Any, frame: pd.DataFrame) -> Any:
     if hasattr(pipeline, "predict_proba"):
         return pipeline.predict_proba(frame)
     return pipeline.predict(frame)
-
-
-def tags_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
