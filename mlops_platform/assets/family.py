@@ -32,7 +32,9 @@ SOURCE_FILE_COLUMN = "source_file"
 Frame: TypeAlias = Any
 
 TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
-TRANSIENT_MARKERS = ("database is locked", "temporarily unavailable", "timed out", "connection", "503", "429")
+# Beyond what storage.errors.is_unavailable recognises: SQLite's lock (the local MLflow store) and
+# looser signs of a network hiccup in messages of clients it does not know.
+TRANSIENT_MARKERS = ("database is locked", "connection", "503", "429")
 
 
 def _is_transient(exc: Exception) -> bool:
@@ -46,7 +48,7 @@ def _is_transient(exc: Exception) -> bool:
 
     if isinstance(exc, StorageError):
         return False
-    if isinstance(exc, (ConnectionError, TimeoutError, OSError)) or is_unavailable(exc):
+    if isinstance(exc, OSError) or is_unavailable(exc):  # ConnectionError and TimeoutError are OSErrors
         return True
     return any(marker in str(exc).lower() for marker in TRANSIENT_MARKERS)
 
