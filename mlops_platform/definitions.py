@@ -6,7 +6,7 @@ import dagster as dg
 
 from mlops_platform.assets.family import build_family
 from mlops_platform.automation.maintenance import build_maintenance_job, build_maintenance_schedule
-from mlops_platform.automation.sensors import build_automation_sensor, build_landing_sensor
+from mlops_platform.automation.sensors import build_automation_sensor
 from mlops_platform.settings import Settings, executor_for, resources_for
 from mlops_platform.specs import ModelSpec, discover_specs
 
@@ -24,7 +24,7 @@ def build_definitions(settings: Settings | None = None, specs: list[ModelSpec] |
             build_maintenance_schedule(maintenance),
         ],
         sensors=[
-            *(build_landing_sensor(family.spec, family.jobs[0]) for family in families),
+            *(sensor for family in families for sensor in family.sensors),
             build_automation_sensor(),
         ],
         resources=resources_for(settings),

@@ -105,17 +105,57 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
+# Modules whose exceptions carry a store's answer in their message (delta-rs reports object-store
+# failures as OSError text; HTTP clients and SDKs as their own types). Only their messages are read:
+# a ValueError or KeyError from our own code that happens to contain "503" is not an outage.
+_CLIENT_MODULES = ("botocore", "boto3", "urllib3", "requests", "aiohttp", "azure", "google", "deltalake", "mlflow")
+
+
+def _from_client(error: BaseException) -> bool:
+    module = type(error).__module__ or ""
+    return isinstance(error, OSError) or module.split(".", 1)[0] in _CLIENT_MODULES
+
+
+def _http_status(error: BaseException) -> int | None:
+    """The HTTP status an SDK error carries as data (never parsed out of free text)."""
+    for attribute in ("status_code", "status"):
+        value = getattr(error, attribute, None)
+        if isinstance(value, int) and 100 <= value < 600:
+            return value
+    code = getattr(error, "code", None)  # google.api_core
+    if isinstance(code, int) and 100 <= code < 600:
+        return code
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):  # botocore ClientError
+        value = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return value if isinstance(value, int) else None
+    value = getattr(response, "status_code", None)
+    return value if isinstance(value, int) else None
+
+
 def is_unavailable(exc: BaseException) -> bool:
-    """True when ``exc`` (or an exception it was raised from) means the store was unreachable."""
+    """True when ``exc`` (or an exception it was raised from) means the store was unreachable.
+
+    Decided by type (connection and timeout errors, the SDKs' own unavailable types), by the HTTP
+    status an SDK error carries (429, 5xx), and by the message only for errors raised by a storage
+    client (OSError, the SDK modules above).
+    """
     for error in _chain(exc):
         if isinstance(error, StorageUnavailable):
             return True
-        if isinstance(error, StorageError):
+        if isinstance(error, StorageError | PermissionError | FileNotFoundError):
             return False
-        if isinstance(error, (ConnectionError, TimeoutError)):
+        if isinstance(error, ConnectionError | TimeoutError):
             return True
         if type(error).__name__ in _UNAVAILABLE_TYPES:
             return True
+        status = _http_status(error)
+        if status is not None:
+            if status == 429 or status >= 500:
+                return True
+            continue
+        if not _from_client(error):
+            continue
         text = str(error).lower()
         if any(marker in text for marker in _UNAVAILABLE_MARKERS) or _UNAVAILABLE_STATUS.search(text):
             return True

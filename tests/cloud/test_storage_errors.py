@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from deltalake.exceptions import CommitFailedError
 
-from mlops_platform.assets.family import TRANSIENT_RETRY, _is_transient
+from mlops_platform.assets.common import TRANSIENT_RETRY
+from mlops_platform.assets.common import is_transient as _is_transient
 from mlops_platform.storage import delta
 from mlops_platform.storage.delta import CommitConflict, append_table, read_table, write_table
 from mlops_platform.storage.errors import (

@@ -1,0 +1,178 @@
+"""The ingest stage: the day's landed files, validated and typed, into the raw and labels tables."""
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+
+from mlops_platform.assets.common import (
+    DELTA,
+    FILES_VALID_CHECK,
+    SOURCE_FILE_COLUMN,
+    TRANSIENT_RETRY,
+    Frame,
+    Stage,
+    retry_only_transient,
+)
+from mlops_platform.specs.base import ModelSpec
+from mlops_platform.storage.delta import DAY_COLUMN
+from mlops_platform.storage.landing import LandingZone, stream_of
+
+
+def _ingest_stream(
+    files: list, stream: str, spec: ModelSpec, day: dt.date, landing: LandingZone, log: Any
+) -> tuple[Frame, list[str], dict[str, str]]:
+    """Valid files of one stream concatenated; bad ones quarantined with their reason."""
+    import pandas as pd
+
+    from mlops_platform.ml.validation import InvalidFile, conform, read_landed_file
+
+    schema = spec.source.events if stream == "events" else spec.source.labels
+    day_column = spec.event_timestamp if stream == "events" else spec.label_timestamp
+    frames, ingested, quarantined = [], [], {}
+    for path in files:
+        try:
+            frame = conform(
+                read_landed_file(path),
+                schema,
+                day=day,
+                day_column=day_column,
+                key_columns=(spec.entity_key, day_column),
+            )
+        except InvalidFile as exc:
+            target = landing.quarantine(path, spec.name, day.isoformat(), str(exc))
+            quarantined[path.name] = str(exc)
+            log.warning(f"quarantined {path} -> {target}: {exc}")
+            continue
+        frame[SOURCE_FILE_COLUMN] = path.name
+        frames.append(frame)
+        ingested.append(path.name)
+    if frames:
+        combined = pd.concat(frames, ignore_index=True)
+    else:
+        combined = pd.DataFrame({c: pd.Series(dtype=_pandas_dtype(t)) for c, t in schema.items()})
+        combined[SOURCE_FILE_COLUMN] = pd.Series(dtype=object)
+    combined[DAY_COLUMN] = combined[day_column].dt.date if len(combined) else pd.Series(dtype=object)
+    return combined, ingested, quarantined
+
+
+def _pandas_dtype(column_type: str) -> str:
+    return {"string": "object", "timestamp": "datetime64[ns]"}.get(column_type, column_type)
+
+
+def _dedupe(frame: Frame, keys: list[str]) -> tuple[Frame, int]:
+    """One row per key (the last file wins), so a file landed twice never doubles its rows."""
+    deduped = frame.drop_duplicates(subset=keys, keep="last")
+    return deduped.reset_index(drop=True), len(frame) - len(deduped)
+
+
+@dataclass
+class DayIngest:
+    day: dt.date
+    frames: dict[str, Frame]
+    ingested: dict[str, list[str]]
+    rejected: dict[str, dict[str, str]]
+    duplicates: dict[str, int]
+
+
+def ingest_day(spec: ModelSpec, day: dt.date, landing: LandingZone, log: Any) -> DayIngest:
+    """Both streams of one day: valid files typed and deduplicated, the rest quarantined."""
+    by_stream: dict[str, list] = {"events": [], "labels": []}
+    unknown: dict[str, str] = {}
+    for path in landing.files_for(spec.name, day):
+        stream = stream_of(path)
+        if stream is None:
+            reason = "file name must start with 'events-' or 'labels-'"
+            landing.quarantine(path, spec.name, day.isoformat(), reason)
+            log.warning(f"quarantined {path}: {reason}")
+            unknown[path.name] = reason
+        else:
+            by_stream[stream].append(path)
+    result = DayIngest(day, {}, {}, {"events": unknown, "labels": {}}, {})
+    for stream, paths in by_stream.items():
+        frame, ingested, rejected = _ingest_stream(paths, stream, spec, day, landing, log)
+        result.frames[stream], result.duplicates[stream] = _dedupe(frame, [spec.entity_key, spec.event_timestamp])
+        result.ingested[stream] = ingested
+        result.rejected[stream].update(rejected)
+    return result
+
+
+def build_ingest(stage: Stage) -> dg.AssetsDefinition:
+    """raw + labels of one spec: one multi-asset over daily partitions, with the files_valid check."""
+    spec = stage.spec
+    raw_key, labels_key = stage.key("raw"), stage.key("labels")
+
+    @dg.multi_asset(
+        name=f"{spec.name}__ingest",
+        outs={
+            f"{spec.name}__raw": dg.AssetOut(
+                key=raw_key,
+                io_manager_key=DELTA,
+                description=f"Events of {spec.name} landed for the day, validated and typed.",
+                group_name=stage.group,
+                freshness_policy=stage.freshness,
+                kinds={"delta", "pandas"},
+                metadata={"partition_column": DAY_COLUMN},
+            ),
+            f"{spec.name}__labels": dg.AssetOut(
+                key=labels_key,
+                io_manager_key=DELTA,
+                description=f"Labels ({spec.label}) of {spec.name} that landed on the day.",
+                group_name=stage.group,
+                kinds={"delta", "pandas"},
+                metadata={"partition_column": DAY_COLUMN},
+            ),
+        },
+        check_specs=[
+            dg.AssetCheckSpec(
+                FILES_VALID_CHECK,
+                asset=raw_key,
+                description="Every file landed for the day was ingested; none sits in quarantine.",
+            )
+        ],
+        partitions_def=stage.partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=TRANSIENT_RETRY,
+    )
+    @retry_only_transient
+    def ingest(context: dg.AssetExecutionContext, landing: LandingZone):
+        """Ingest exactly the files of each day in the run; quarantine bad files with their reason."""
+        import pandas as pd
+
+        days = [ingest_day(spec, dt.date.fromisoformat(key), landing, context.log) for key in context.partition_keys]
+        quarantined = {
+            path: reason for d in days for path, reason in landing.quarantined(spec.name, d.day.isoformat()).items()
+        }
+        for stream, output in (("events", f"{spec.name}__raw"), ("labels", f"{spec.name}__labels")):
+            frames = [d.frames[stream] for d in days]
+            yield dg.Output(
+                pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0],
+                output_name=output,
+                metadata={
+                    "files_ingested": dg.MetadataValue.json({d.day.isoformat(): d.ingested[stream] for d in days}),
+                    "files_quarantined_this_run": dg.MetadataValue.json(
+                        {name: reason for d in days for name, reason in d.rejected[stream].items()}
+                    ),
+                    "duplicate_rows_dropped": sum(d.duplicates[stream] for d in days),
+                },
+            )
+        total = sum(len(d.ingested[s]) for d in days for s in d.ingested)
+        span = days[0].day.isoformat() if len(days) == 1 else f"{days[0].day}..{days[-1].day}"
+        yield dg.AssetCheckResult(
+            asset_key=raw_key,
+            check_name=FILES_VALID_CHECK,
+            passed=not quarantined,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=(
+                f"{len(quarantined)} file(s) of {span} are in quarantine; see reasons"
+                if quarantined
+                else f"all {total} file(s) of {span} ingested"
+            ),
+            metadata={
+                "quarantined": dg.MetadataValue.json(quarantined),
+                "quarantine_folder": dg.MetadataValue.path(f"{landing.quarantine_root}/{spec.name}"),
+            },
+        )
+
+    return ingest

@@ -1,0 +1,145 @@
+"""The promotion stage: challenger vs champion on the same pinned test set, and the gated alias move."""
+
+import datetime as dt
+
+import dagster as dg
+
+from mlops_platform.assets.common import (
+    REGRESSION_CHECK,
+    THRESHOLD_CHECK,
+    TRANSIENT_RETRY,
+    Stage,
+    present,
+    retry_only_transient,
+)
+from mlops_platform.automation.conditions import promote_when_gates_pass
+from mlops_platform.storage.io_manager import Lake
+from mlops_platform.tracking.registry import MlflowRegistry
+
+
+def build_evaluation(stage: Stage) -> dg.AssetsDefinition:
+    spec = stage.spec
+    evaluation_key, training_key = stage.key("evaluation"), stage.key("training_set")
+
+    @dg.asset(
+        key=evaluation_key,
+        group_name=stage.group,
+        ins={"model": dg.AssetIn(stage.key("model"))},
+        deps=[training_key],
+        automation_condition=dg.AutomationCondition.eager(),
+        check_specs=[
+            dg.AssetCheckSpec(
+                THRESHOLD_CHECK,
+                asset=evaluation_key,
+                blocking=True,
+                description=f"Challenger {spec.metric} reaches {spec.metric_threshold}.",
+            ),
+            dg.AssetCheckSpec(
+                REGRESSION_CHECK,
+                asset=evaluation_key,
+                blocking=True,
+                description=f"Challenger is no worse than the champion beyond {spec.regression_tolerance}.",
+            ),
+        ],
+        retry_policy=TRANSIENT_RETRY,
+        kinds={"mlflow"},
+    )
+    @retry_only_transient
+    def evaluation(context: dg.AssetExecutionContext, model: dict, registry: MlflowRegistry, lake: Lake):
+        """Challenger and champion scored on the same pinned test set; the gates decide promotion."""
+        from mlops_platform.ml.metrics import regression_gate, score, threshold_gate
+        from mlops_platform.tracking.registry import CHAMPION
+
+        data = lake.load_version(training_key, model["training_set_version"])
+        test = data[data["split"] == "test"]
+        challenger_score = score(registry.load_model(model["name"], model["version"]), test, spec)
+        champion_version = registry.alias_version(spec.registered_model_name, CHAMPION)
+        champion_score = None
+        if champion_version is not None and champion_version != model["version"]:
+            champion_score = score(registry.load_model(spec.registered_model_name, champion_version), test, spec)
+        threshold = threshold_gate(challenger_score, spec)
+        regression = regression_gate(challenger_score, champion_score, spec)
+        result = {
+            "challenger_version": model["version"],
+            "champion_version": champion_version,
+            "challenger_score": challenger_score,
+            "champion_score": champion_score,
+            "metric": spec.metric,
+            "training_set_version": model["training_set_version"],
+            "test_rows": len(test),
+            "passed": threshold.passed and regression.passed,
+        }
+        yield dg.Output(
+            result,
+            metadata=present(
+                {
+                    f"challenger_{spec.metric}": dg.MetadataValue.float(challenger_score),
+                    f"champion_{spec.metric}": None
+                    if champion_score is None
+                    else dg.MetadataValue.float(champion_score),
+                    "challenger_version": int(model["version"]),
+                    "champion_version": int(champion_version) if champion_version else None,
+                    "training_set_version": model["training_set_version"],
+                    "test_rows": len(test),
+                    "gates_passed": result["passed"],
+                }
+            ),
+        )
+        yield dg.AssetCheckResult(
+            check_name=THRESHOLD_CHECK,
+            passed=threshold.passed,
+            description=threshold.description,
+            metadata={"value": challenger_score, "threshold": spec.metric_threshold},
+        )
+        yield dg.AssetCheckResult(
+            check_name=REGRESSION_CHECK,
+            passed=regression.passed,
+            description=regression.description,
+            metadata={
+                "challenger": challenger_score,
+                "champion": champion_score,
+                "tolerance": spec.regression_tolerance,
+            },
+        )
+
+    return evaluation
+
+
+def build_champion(stage: Stage) -> dg.AssetsDefinition:
+    spec = stage.spec
+
+    @dg.asset(
+        key=stage.key("champion"),
+        group_name=stage.group,
+        ins={"evaluation": dg.AssetIn(stage.key("evaluation"))},
+        automation_condition=promote_when_gates_pass(),
+        retry_policy=TRANSIENT_RETRY,
+        pool="mlflow",
+        kinds={"mlflow"},
+    )
+    @retry_only_transient
+    def champion(context: dg.AssetExecutionContext, evaluation: dict, registry: MlflowRegistry) -> dg.MaterializeResult:
+        """Moves the champion alias to the challenger when its gates passed, and records the decision."""
+        if not evaluation["passed"]:
+            raise dg.Failure(
+                description=(
+                    f"{spec.name} version {evaluation['challenger_version']} failed its promotion gates; "
+                    "the champion alias was not moved"
+                ),
+                metadata={"evaluation": dg.MetadataValue.json(evaluation)},
+            )
+        version = evaluation["challenger_version"]
+        previous = registry.promote(spec.registered_model_name, version)
+        return dg.MaterializeResult(
+            metadata=present(
+                {
+                    "action": "promote",
+                    "champion_version": int(version),
+                    "previous_champion_version": int(previous) if previous else None,
+                    f"champion_{spec.metric}": dg.MetadataValue.float(evaluation["challenger_score"]),
+                    "decided_at": dt.datetime.now(dt.UTC).isoformat(),
+                }
+            )
+        )
+
+    return champion
