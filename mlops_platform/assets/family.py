@@ -18,7 +18,8 @@ from mlops_platform.assets.features import build_features
 from mlops_platform.assets.ingest import build_ingest
 from mlops_platform.assets.promotion import build_champion, build_evaluation
 from mlops_platform.assets.scoring import build_predictions
-from mlops_platform.assets.training import build_model, build_training_set
+from mlops_platform.assets.training import build_model
+from mlops_platform.assets.training_set import build_training_set
 from mlops_platform.specs.base import ModelSpec
 
 # The stages in graph order; each builder returns the assets of its stage.

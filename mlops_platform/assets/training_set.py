@@ -1,0 +1,48 @@
+"""The training-set stage: labels of the window joined point-in-time with features, pinned versions."""
+
+import dagster as dg
+
+from mlops_platform.assets.common import DELTA, TRANSIENT_RETRY, Frame, Stage, retry_only_transient
+from mlops_platform.automation.conditions import retrain_on
+
+
+def build_training_set(stage: Stage) -> dg.AssetsDefinition:
+    spec = stage.spec
+
+    @dg.asset(
+        key=stage.key("training_set"),
+        group_name=stage.group,
+        io_manager_key=DELTA,
+        ins={"features": dg.AssetIn(stage.key("features")), "labels": dg.AssetIn(stage.key("labels"))},
+        automation_condition=retrain_on(spec.retrain_cron),
+        retry_policy=TRANSIENT_RETRY,
+        code_version=stage.code_version,
+        kinds={"delta", "pandas"},
+    )
+    @retry_only_transient
+    def training_set(context: dg.AssetExecutionContext, features: Frame, labels: Frame) -> Frame:
+        """Labels of the training window joined point-in-time with features, split by entity hash."""
+        from mlops_platform.ml.dataset import point_in_time_join, window_bounds
+
+        start, end = window_bounds(labels, spec)
+        joined = point_in_time_join(features, labels, spec)
+        if joined.empty:
+            raise ValueError(
+                f"{spec.name}: no label between {start} and {end} has a feature row at or before its event"
+            )
+        label_days = labels[spec.label_timestamp].dt.date
+        labels_in_window = int(((label_days >= start) & (label_days <= end)).sum())
+        counts = joined["split"].value_counts()
+        context.add_output_metadata(
+            {
+                "window_start": start.isoformat(),
+                "window_end": end.isoformat(),
+                "features_delta_versions": dg.MetadataValue.json(features.attrs["delta_versions"]),
+                "labels_delta_versions": dg.MetadataValue.json(labels.attrs["delta_versions"]),
+                "labels_without_features": labels_in_window - len(joined),
+                **{f"rows_{name}": int(counts.get(name, 0)) for name in ("train", "validation", "test")},
+            }
+        )
+        return joined
+
+    return training_set
