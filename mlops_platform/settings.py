@@ -6,7 +6,9 @@ environment at import time: callers ask ``Settings.from_env()`` when definitions
 ``resources_for(settings)`` returns the whole resource set of that profile.
 
 Profiles: ``local`` (files under MLOPS_HOME), ``aws`` (S3), ``azure`` (Azure Blob / ADLS Gen2) and
-``gcp`` (GCS). A cloud profile needs MLOPS_STORAGE_ROOT, the Delta lake's root URI on the bucket; the
+``gcp`` (GCS), one class each in ``mlops_platform.profiles``; this module reads and validates the
+variables and hands the cloud-specific choices to the profile object (``Settings.cloud``).
+A cloud profile needs MLOPS_STORAGE_ROOT, the Delta lake's root URI on the bucket; the
 MLflow artifact root, the pickled objects and the compute logs default to prefixes beside it.
 Credentials are never settings: every client takes them from its SDK's default chain (environment,
 workload identity, instance metadata), and the one secret a resource needs by value (an Azure
@@ -23,14 +25,10 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-Profile = Literal["local", "aws", "gcp", "azure"]
-PROFILES: tuple[str, ...] = ("local", "aws", "gcp", "azure")
-# URI schemes of each profile's object store (delta-rs and fsspec names).
-CLOUD_SCHEMES: dict[str, tuple[str, ...]] = {"aws": ("s3",), "azure": ("az", "abfs", "abfss"), "gcp": ("gs",)}
-OBJECTS_DIR = "_objects"
-MLFLOW_PREFIX = "mlflow"
-COMPUTE_LOGS_PREFIX = "dagster/compute-logs"
-AZURE_CONNECTION_STRING_VAR = "AZURE_STORAGE_CONNECTION_STRING"
+from mlops_platform.profiles.azure import AZURE_CONNECTION_STRING_VAR
+from mlops_platform.profiles.base import COMPUTE_LOGS_PREFIX, MLFLOW_PREFIX, OBJECTS_DIR, Profile, is_local
+
+__all__ = ["COMPUTE_LOGS_PREFIX", "MLFLOW_PREFIX", "OBJECTS_DIR", "Settings", "SettingsError"]
 # Every variable Settings.from_env reads. The SDK-standard names are the ones the SDKs and
 # deploy/helm/platform/platform-env-<cloud>.yaml already use, so one variable configures both.
 EXECUTORS: tuple[str, ...] = ("in_process", "multiprocess", "k8s")
@@ -46,6 +44,7 @@ ENVIRONMENT_VARIABLES: tuple[str, ...] = (
     "MLOPS_MLFLOW_TRACKING_URI",
     "MLOPS_MLFLOW_ARTIFACT_ROOT",
     "MLOPS_MLFLOW_UI_URL",
+    "MLOPS_SPECS",
     "AWS_REGION",
     "AWS_DEFAULT_REGION",
     "AZURE_STORAGE_ACCOUNT_NAME",
@@ -59,11 +58,7 @@ class SettingsError(ValueError):
 
 
 def _is_local(uri: str) -> bool:
-    return "://" not in uri or uri.startswith("file://")
-
-
-def _scheme(uri: str) -> str:
-    return urlparse(uri).scheme.lower() if "://" in uri else ""
+    return is_local(uri)
 
 
 def _parent(uri: str) -> str:
@@ -72,13 +67,6 @@ def _parent(uri: str) -> str:
     bucket, _, path = rest.partition("/")
     parent = path.rsplit("/", 1)[0] if "/" in path else ""
     return f"{scheme}://{bucket}" + (f"/{parent}" if parent else "")
-
-
-def _bucket_and_key(uri: str) -> tuple[str, str]:
-    """(bucket or container, key prefix) of an object-store URI; abfs's ``container@account`` too."""
-    rest = uri.split("://", 1)[1].rstrip("/")
-    bucket, _, key = rest.partition("/")
-    return bucket.split("@", 1)[0], key
 
 
 def _seconds(env: Mapping[str, str], name: str) -> int | None:
@@ -99,7 +87,7 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    profile: Profile = "local"
+    profile: str = Field(default="local", description="Name of the profile class (MLOPS_PROFILE).")
     home: Path = Field(description="Root folder of local state (MLOPS_HOME): landing zone, local defaults.")
     storage_root: str | None = Field(
         default=None,
@@ -137,6 +125,11 @@ class Settings(BaseModel):
         default=None, description="Where MLflow stores artifacts; default beside the lake (<bucket>/mlflow)."
     )
     mlflow_ui_url: str = Field(default="http://127.0.0.1:5000", description="Base URL used for MLflow run links.")
+    spec_modules: tuple[str, ...] = Field(
+        default=(),
+        description="Importable modules that define SPEC or SPECS (MLOPS_SPECS, comma-separated); "
+        "empty = the reference specs in mlops_platform.specs.",
+    )
     executor: Literal["in_process", "multiprocess", "k8s"] = Field(
         default="in_process",
         description="How a run executes its steps (MLOPS_EXECUTOR): in the run's process, one process "
@@ -150,29 +143,15 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _roots_fit_the_profile(self) -> Settings:
-        if self.profile == "local":
-            for name, value in (("MLOPS_STORAGE_ROOT", self.storage_root), ("MLOPS_OBJECTS_ROOT", self.objects_root)):
-                if value is not None and not _is_local(value):
-                    raise SettingsError(f"{name}={value!r}: the local profile keeps its data on local disk")
-            return self
-        schemes = CLOUD_SCHEMES[self.profile]
-        expected = " or ".join(f"{s}://" for s in schemes)
-        if not self.storage_root:
-            raise SettingsError(
-                f"MLOPS_PROFILE={self.profile} needs MLOPS_STORAGE_ROOT, the lake's root URI ({expected}...)"
-            )
-        for name, value in (("MLOPS_STORAGE_ROOT", self.storage_root), ("MLOPS_OBJECTS_ROOT", self.objects_root)):
-            # A local path is allowed (a mounted volume); another cloud's URI is a mistake.
-            if value is not None and not _is_local(value) and _scheme(value) not in schemes:
-                raise SettingsError(f"{name}={value!r} is not a {self.profile} URI; expected {expected}...")
-        if self.profile == "azure" and not self.azure_storage_account:
-            raise SettingsError("MLOPS_PROFILE=azure needs AZURE_STORAGE_ACCOUNT_NAME, the storage account of the lake")
-        if self.profile == "gcp" and self.storage_endpoint_url and not _is_local(self.storage_root):
-            raise SettingsError(
-                "MLOPS_STORAGE_ENDPOINT_URL cannot apply to a gs:// lake: delta-rs has no GCS endpoint override. "
-                "Keep the lake on a local path to run against a GCS emulator, or unset the endpoint."
-            )
+        self.cloud.validate()
         return self
+
+    @property
+    def cloud(self) -> Profile:
+        """The profile object: every cloud-specific choice is its method."""
+        from mlops_platform.profiles import profile_class
+
+        return profile_class(self.profile)(self)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -185,25 +164,27 @@ class Settings(BaseModel):
         executor = (get("MLOPS_EXECUTOR") or "in_process").lower()
         if executor not in EXECUTORS:
             raise SettingsError(f"MLOPS_EXECUTOR={executor!r} is not an executor; choose one of {', '.join(EXECUTORS)}")
-        if profile not in PROFILES:
-            raise SettingsError(f"MLOPS_PROFILE={profile!r} is not a profile; choose one of {', '.join(PROFILES)}")
-        home = Path(get("MLOPS_HOME") or Path.cwd() / ".mlops")
+        from mlops_platform.profiles import profile_class
+
+        profile_class(profile)  # an unknown name is an error naming the variable and the choices
+        home = _home(env)
         try:
             return cls(
-                profile=profile,  # type: ignore[arg-type]
+                profile=profile,
                 home=home,
                 storage_root=get("MLOPS_STORAGE_ROOT"),
                 objects_root=get("MLOPS_OBJECTS_ROOT"),
-                storage_endpoint_url=get("MLOPS_STORAGE_ENDPOINT_URL"),
+                storage_endpoint_url=_http_url("MLOPS_STORAGE_ENDPOINT_URL", get("MLOPS_STORAGE_ENDPOINT_URL")),
                 storage_timeout_seconds=_seconds(env, "MLOPS_STORAGE_TIMEOUT_SECONDS"),
                 storage_retry_seconds=_seconds(env, "MLOPS_STORAGE_RETRY_SECONDS"),
                 aws_region=get("AWS_REGION") or get("AWS_DEFAULT_REGION"),
                 azure_storage_account=get("AZURE_STORAGE_ACCOUNT_NAME"),
                 azure_connection_string=get(AZURE_CONNECTION_STRING_VAR) is not None,
                 gcp_project=get("GOOGLE_CLOUD_PROJECT"),
-                mlflow_tracking_uri=get("MLOPS_MLFLOW_TRACKING_URI"),
-                mlflow_artifact_root=get("MLOPS_MLFLOW_ARTIFACT_ROOT"),
-                mlflow_ui_url=get("MLOPS_MLFLOW_UI_URL") or "http://127.0.0.1:5000",
+                mlflow_tracking_uri=_tracking_uri(get("MLOPS_MLFLOW_TRACKING_URI")),
+                mlflow_artifact_root=_artifact_root(get("MLOPS_MLFLOW_ARTIFACT_ROOT")),
+                mlflow_ui_url=_http_url("MLOPS_MLFLOW_UI_URL", get("MLOPS_MLFLOW_UI_URL")) or "http://127.0.0.1:5000",
+                spec_modules=_modules(get("MLOPS_SPECS")),
                 executor=executor,  # type: ignore[arg-type]
             )
         except ValidationError as exc:
@@ -226,11 +207,7 @@ class Settings(BaseModel):
 
     @property
     def pickle_root(self) -> str:
-        if self.objects_root:
-            return self.objects_root
-        if self.profile == "local":
-            return str(self.home / "objects")
-        return f"{self.lake_root.rstrip('/')}/{OBJECTS_DIR}"
+        return self.objects_root or self.cloud.default_pickle_root()
 
     @property
     def bucket_root(self) -> str | None:
@@ -247,51 +224,80 @@ class Settings(BaseModel):
             return self.mlflow_artifact_root
         if self.bucket_root is None:
             return (self.home / "mlflow" / "artifacts").as_uri()
-        if self.profile == "azure":
-            # MLflow addresses Azure Blob as wasbs://CONTAINER@ACCOUNT.blob.core.windows.net/PATH.
-            container, key = _bucket_and_key(self.bucket_root)
-            path = "/".join(p for p in (key, MLFLOW_PREFIX) if p)
-            return f"wasbs://{container}@{self.azure_storage_account}.blob.core.windows.net/{path}"
-        return f"{self.bucket_root}/{MLFLOW_PREFIX}"
+        return self.cloud.artifact_root(self.bucket_root)
 
     def delta_storage_options(self) -> dict[str, str]:
         """What delta-rs needs besides the URI; never a credential (those come from the SDK chain)."""
-        options: dict[str, str] = {}
-        if self.storage_timeout_seconds:
-            options["timeout"] = f"{self.storage_timeout_seconds}s"
-            options["connect_timeout"] = f"{min(self.storage_timeout_seconds, 10)}s"
-        if self.storage_retry_seconds:
-            options["retry_timeout"] = f"{self.storage_retry_seconds}s"
-        if _is_local(self.lake_root):
-            return options
-        endpoint = self.storage_endpoint_url
-        if self.profile == "aws":
-            if self.aws_region:
-                options["AWS_REGION"] = self.aws_region
-            if endpoint:
-                options["AWS_ENDPOINT_URL"] = endpoint
-                if endpoint.startswith("http://"):
-                    options["AWS_ALLOW_HTTP"] = "true"
-        elif self.profile == "azure":
-            options["azure_storage_account_name"] = self.azure_storage_account or ""
-            if endpoint:
-                options["azure_storage_endpoint"] = endpoint
-                if endpoint.startswith("http://"):
-                    options["allow_http"] = "true"
-        return options
+        return self.cloud.delta_storage_options()
 
     def client_environment(self) -> dict[str, str]:
         """Variables that the SDK-configured clients (MLflow's artifact stores, google-cloud-storage)
         need for the endpoint override, which they read only from the environment. Deployments export
         them next to the MLOPS_* settings; nothing here is a secret."""
-        endpoint = self.storage_endpoint_url
-        if not endpoint:
-            return {}
-        if self.profile == "aws":
-            return {"MLFLOW_S3_ENDPOINT_URL": endpoint}
-        if self.profile == "gcp":
-            return {"STORAGE_EMULATOR_HOST": endpoint}
-        return {}
+        return self.cloud.client_environment()
+
+
+# MLflow tracking stores by URI scheme: what mlflow.tracking accepts (plus databricks, which needs its own setup).
+TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file", "databricks")
+ARTIFACT_SCHEMES = ("file", "s3", "gs", "wasbs", "abfss", "http", "https", "mlflow-artifacts", "hdfs", "sftp", "ftp")
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    value = env.get("MLOPS_HOME")
+    if value is not None and not value.strip():
+        raise SettingsError("MLOPS_HOME is set but empty; unset it (default ./.mlops) or name a folder")
+    home = Path(value.strip()) if value else Path.cwd() / ".mlops"
+    if home.exists() and not home.is_dir():
+        raise SettingsError(f"MLOPS_HOME={str(home)!r} is a file, not a folder")
+    return home
+
+
+def _tracking_uri(value: str | None) -> str | None:
+    if value is None:
+        return None
+    scheme = value.split("://", 1)[0].split("+", 1)[0].lower() if "://" in value else ""
+    if scheme not in TRACKING_SCHEMES:
+        raise SettingsError(
+            f"MLOPS_MLFLOW_TRACKING_URI has scheme {scheme or 'none'!r}; expected one of "
+            f"{', '.join(s + '://' for s in TRACKING_SCHEMES)}"
+        )
+    return value
+
+
+def _artifact_root(value: str | None) -> str | None:
+    if value is None or "://" not in value:
+        if value is not None and not value.startswith("/"):
+            raise SettingsError(f"MLOPS_MLFLOW_ARTIFACT_ROOT={value!r} must be an absolute path or a URI")
+        return value
+    scheme = value.split("://", 1)[0].lower()
+    if scheme not in ARTIFACT_SCHEMES:
+        raise SettingsError(
+            f"MLOPS_MLFLOW_ARTIFACT_ROOT has scheme {scheme!r}; expected one of {', '.join(ARTIFACT_SCHEMES)}"
+        )
+    return value
+
+
+def _http_url(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise SettingsError(f"{name} must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:9000")
+    try:
+        parsed.port  # noqa: B018 - raises on a malformed port
+    except ValueError as exc:
+        raise SettingsError(f"{name} has a malformed port: {exc}") from exc
+    return value
+
+
+def _modules(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    modules = tuple(part.strip() for part in value.split(",") if part.strip())
+    for module in modules:
+        if not all(piece.isidentifier() for piece in module.split(".")):
+            raise SettingsError(f"MLOPS_SPECS names {module!r}, which is not an importable module name")
+    return modules
 
 
 def executor_for(settings: Settings) -> Any:
@@ -311,36 +317,12 @@ def executor_for(settings: Settings) -> Any:
     return dg.in_process_executor
 
 
-def _pickle_io_manager(settings: Settings) -> Any:
-    """The profile's IO manager for non-tabular outputs (resource key ``io_manager``)."""
+def _secret_or_value(variable: str, value: str) -> Any:
+    """A value that came from ``variable`` reaches the resource as ``dagster.EnvVar``, so the UI's
+    resource configuration shows the variable's name, never a password inside the URL."""
     import dagster as dg
 
-    from mlops_platform.storage.pickles import AzureBlobPickles, GCSPickles, S3Pickles
-
-    root = settings.pickle_root
-    if _is_local(root):
-        return dg.FilesystemIOManager(base_dir=root.removeprefix("file://"))
-    bucket, prefix = _bucket_and_key(root)
-    if settings.profile == "aws":
-        return S3Pickles(
-            bucket=bucket,
-            prefix=prefix,
-            region_name=settings.aws_region,
-            endpoint_url=settings.storage_endpoint_url,
-        )
-    if settings.profile == "gcp":
-        return GCSPickles(
-            bucket=bucket,
-            prefix=prefix,
-            project=settings.gcp_project,
-            timeout_seconds=settings.storage_timeout_seconds,
-            retry_seconds=settings.storage_retry_seconds,
-        )
-    return AzureBlobPickles(
-        root=f"abfs://{bucket}/{prefix}",
-        account_name=settings.azure_storage_account or "",
-        connection_string=dg.EnvVar(AZURE_CONNECTION_STRING_VAR) if settings.azure_connection_string else None,
-    )
+    return dg.EnvVar(variable) if os.environ.get(variable, "").strip() == value else value
 
 
 def resources_for(settings: Settings) -> dict[str, Any]:
@@ -353,14 +335,14 @@ def resources_for(settings: Settings) -> dict[str, Any]:
     lake = Lake(root_uri=settings.lake_root, storage_options=settings.delta_storage_options())
     return {
         "lake": lake,
-        "io_manager": _pickle_io_manager(settings),
+        "io_manager": settings.cloud.pickle_io_manager(settings.pickle_root),
         "delta_io_manager": DeltaIOManager(lake=lake),
         "landing": LandingZone(
             landing_root=str(settings.landing_root),
             quarantine_root=str(settings.quarantine_root),
         ),
         "registry": MlflowRegistry(
-            tracking_uri=settings.tracking_uri,
+            tracking_uri=_secret_or_value("MLOPS_MLFLOW_TRACKING_URI", settings.tracking_uri),
             artifact_root=settings.artifact_root,
             ui_url=settings.mlflow_ui_url,
         ),
@@ -384,42 +366,5 @@ def instance_config_for(settings: Settings, *, root: str | None = None, upload_i
         if settings.bucket_root is None:
             return {}
         root = f"{settings.bucket_root}/{COMPUTE_LOGS_PREFIX}"
-    bucket, prefix = _bucket_and_key(root)
-    config: dict[str, Any]
-    if settings.profile == "aws":
-        config = {"bucket": bucket, "prefix": prefix, "upload_interval": upload_interval}
-        if settings.aws_region:
-            config["region"] = settings.aws_region
-        if settings.storage_endpoint_url:
-            config["endpoint_url"] = settings.storage_endpoint_url
-        return {
-            "compute_logs": {
-                "module": "dagster_aws.s3.compute_log_manager",
-                "class": "S3ComputeLogManager",
-                "config": config,
-            }
-        }
-    if settings.profile == "gcp":
-        config = {"bucket": bucket, "prefix": prefix, "upload_interval": upload_interval}
-        return {
-            "compute_logs": {
-                "module": "dagster_gcp.gcs.compute_log_manager",
-                "class": "GCSComputeLogManager",
-                "config": config,
-            }
-        }
-    config = {
-        "storage_account": settings.azure_storage_account,
-        "container": bucket,
-        "prefix": prefix,
-        "upload_interval": upload_interval,
-        # Workload identity / managed identity / az login; no account key in the instance config.
-        "default_azure_credential": {},
-    }
-    return {
-        "compute_logs": {
-            "module": "dagster_azure.blob.compute_log_manager",
-            "class": "AzureBlobComputeLogManager",
-            "config": config,
-        }
-    }
+    block = settings.cloud.compute_log_manager(root, upload_interval)
+    return {"compute_logs": block} if block else {}

@@ -174,15 +174,18 @@ def test_deploy_settings_and_compute_log_prefixes_agree_with_the_resolver() -> N
         assert f'compute_logs_prefix = "{COMPUTE_LOGS_PREFIX}"' in re.sub(r"\s+=\s+", " = ", main), cloud
 
 
-def test_only_the_resolver_branches_on_the_profile() -> None:
-    """No module but settings.py looks at the profile (they get resources, not a cloud name)."""
-    reads = re.compile(r"\.profile\b|MLOPS_PROFILE")
+def test_only_the_profiles_branch_on_the_cloud() -> None:
+    """No module outside profiles/ compares the profile's name or reads MLOPS_PROFILE, except the
+    settings module that reads the variable and hands back the profile object."""
+    compares = re.compile(r"profile\s*==|\.profile\s+in\b|MLOPS_PROFILE")
     offenders = [
         str(path.relative_to(REPO))
         for path in (REPO / "mlops_platform").rglob("*.py")
-        if path.name != "settings.py" and reads.search(path.read_text())
+        if "profiles" not in path.relative_to(REPO).parts and compares.search(path.read_text())
     ]
-    assert offenders == []
+    assert offenders == ["mlops_platform/settings.py"]
+    settings_text = (REPO / "mlops_platform" / "settings.py").read_text()
+    assert not re.search(r"profile\s*==", settings_text)
 
 
 @pytest.mark.parametrize("env", [AWS, AZURE, GCP], ids=["aws", "azure", "gcp"])

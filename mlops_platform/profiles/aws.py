@@ -1,0 +1,53 @@
+"""The aws profile: the lake and pickled objects on S3 (or an S3-compatible store such as MinIO)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops_platform.profiles.base import CloudProfile, bucket_and_key, is_local
+
+
+class AwsProfile(CloudProfile):
+    name = "aws"
+    schemes = ("s3",)
+
+    def delta_storage_options(self) -> dict[str, str]:
+        options = super().delta_storage_options()
+        if is_local(self.settings.lake_root):
+            return options
+        if self.settings.aws_region:
+            options["AWS_REGION"] = self.settings.aws_region
+        endpoint = self.settings.storage_endpoint_url
+        if endpoint:
+            options["AWS_ENDPOINT_URL"] = endpoint
+            if endpoint.startswith("http://"):
+                options["AWS_ALLOW_HTTP"] = "true"
+        return options
+
+    def pickle_io_manager(self, root: str) -> Any:
+        if is_local(root):
+            from mlops_platform.profiles.local import LocalProfile
+
+            return LocalProfile.pickle_io_manager(self, root)  # type: ignore[arg-type]
+        from mlops_platform.storage.pickles import S3Pickles
+
+        bucket, prefix = bucket_and_key(root)
+        return S3Pickles(
+            bucket=bucket,
+            prefix=prefix,
+            region_name=self.settings.aws_region,
+            endpoint_url=self.settings.storage_endpoint_url,
+        )
+
+    def client_environment(self) -> dict[str, str]:
+        endpoint = self.settings.storage_endpoint_url
+        return {"MLFLOW_S3_ENDPOINT_URL": endpoint} if endpoint else {}
+
+    def compute_log_manager(self, root: str, upload_interval: int) -> dict[str, Any]:
+        bucket, prefix = bucket_and_key(root)
+        config: dict[str, Any] = {"bucket": bucket, "prefix": prefix, "upload_interval": upload_interval}
+        if self.settings.aws_region:
+            config["region"] = self.settings.aws_region
+        if self.settings.storage_endpoint_url:
+            config["endpoint_url"] = self.settings.storage_endpoint_url
+        return {"module": "dagster_aws.s3.compute_log_manager", "class": "S3ComputeLogManager", "config": config}

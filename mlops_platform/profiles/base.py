@@ -1,0 +1,110 @@
+"""The contract every profile (local disk or one cloud) fulfils.
+
+A profile is everything that differs between where the platform runs: the Delta lake's storage
+options, the IO manager of pickled objects, the MLflow artifact root, the variables that SDK-configured
+clients need, the Dagster instance's compute logs. One class per profile, chosen by name from the
+registry in ``mlops_platform.profiles``; nothing outside this package branches on the cloud.
+
+Every method is pure configuration: it reads ``self.settings``, talks to no service and imports no
+cloud SDK (the objects it returns import theirs when a step first uses them), so the code location
+loads fast and the same settings always give the same result (idempotent).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from mlops_platform.settings import Settings
+
+MLFLOW_PREFIX = "mlflow"
+COMPUTE_LOGS_PREFIX = "dagster/compute-logs"
+OBJECTS_DIR = "_objects"
+
+
+def is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+def bucket_and_key(uri: str) -> tuple[str, str]:
+    """(bucket or container, key prefix) of an object-store URI; abfs's ``container@account`` too."""
+    rest = uri.split("://", 1)[1].rstrip("/")
+    bucket, _, key = rest.partition("/")
+    return bucket.split("@", 1)[0], key
+
+
+class Profile(abc.ABC):
+    """One place the platform can run. Subclasses set ``name`` and implement the abstract methods.
+
+    Construct with validated ``Settings``; ``validate`` is called by ``Settings`` itself, so a
+    ``Settings`` object always holds a profile whose settings fit.
+    """
+
+    name: ClassVar[str]
+    # URI schemes of the profile's object store, as delta-rs and fsspec name them; () = local disk only.
+    schemes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    @abc.abstractmethod
+    def validate(self) -> None:
+        """Raise ``SettingsError`` naming the variable when a setting does not fit this profile
+        (a missing bucket, another cloud's URI, an account this cloud needs). Never touches the network."""
+
+    def delta_storage_options(self) -> dict[str, str]:
+        """What delta-rs needs besides the URI (timeouts here; endpoint, region, account in subclasses).
+        Never a credential: those come from the SDK's default chain."""
+        options: dict[str, str] = {}
+        seconds = self.settings.storage_timeout_seconds
+        if seconds:
+            options["timeout"] = f"{seconds}s"
+            options["connect_timeout"] = f"{min(seconds, 10)}s"
+        if self.settings.storage_retry_seconds:
+            options["retry_timeout"] = f"{self.settings.storage_retry_seconds}s"
+        return options
+
+    @abc.abstractmethod
+    def pickle_io_manager(self, root: str) -> Any:
+        """The IO manager (resource key ``io_manager``) that pickles non-tabular outputs under ``root``.
+        It must create no client until a step uses it."""
+
+    def default_pickle_root(self) -> str:
+        """Where pickled outputs go when MLOPS_OBJECTS_ROOT is unset: inside the lake prefix, so an
+        identity scoped to the lake can write them."""
+        return f"{self.settings.lake_root.rstrip('/')}/{OBJECTS_DIR}"
+
+    def artifact_root(self, bucket_root: str) -> str:
+        """MLflow's artifact root beside the lake (``bucket_root`` is the URI above the lake root)."""
+        return f"{bucket_root}/{MLFLOW_PREFIX}"
+
+    def client_environment(self) -> dict[str, str]:
+        """Variables that SDK-configured clients (MLflow's artifact stores, google-cloud-storage) need
+        for an endpoint override, which they read only from the environment. Nothing here is a secret."""
+        return {}
+
+    def compute_log_manager(self, root: str, upload_interval: int) -> dict[str, Any] | None:
+        """The instance's ``compute_logs`` block for logs under ``root``; None keeps them on local disk."""
+        return None
+
+
+class CloudProfile(Profile):
+    """A profile whose lake lives in an object store: MLOPS_STORAGE_ROOT is required and must use
+    one of ``schemes`` (or be a local path, such as a mounted volume)."""
+
+    def validate(self) -> None:
+        from mlops_platform.settings import SettingsError
+
+        settings = self.settings
+        expected = " or ".join(f"{s}://" for s in self.schemes)
+        if not settings.storage_root:
+            raise SettingsError(
+                f"MLOPS_PROFILE={self.name} needs MLOPS_STORAGE_ROOT, the lake's root URI ({expected}...)"
+            )
+        for variable, value in (
+            ("MLOPS_STORAGE_ROOT", settings.storage_root),
+            ("MLOPS_OBJECTS_ROOT", settings.objects_root),
+        ):
+            if value is not None and not is_local(value) and value.split("://", 1)[0].lower() not in self.schemes:
+                raise SettingsError(f"{variable}={value!r} is not a {self.name} URI; expected {expected}...")
