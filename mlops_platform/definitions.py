@@ -12,9 +12,13 @@ from mlops_platform.specs import ModelSpec, discover_specs
 
 
 def build_definitions(settings: Settings | None = None, specs: list[ModelSpec] | None = None) -> dg.Definitions:
-    """Merge the families of ``specs`` (default: all discovered) with the profile's resources."""
+    """Merge the families of ``specs`` with the profile's resources.
+
+    ``specs`` defaults to the modules in MLOPS_SPECS, else the reference specs. Public: a team can
+    write its own ``definitions.py`` around the platform with ``build_definitions(specs=[...])``.
+    """
     settings = settings or Settings.from_env()
-    families = [build_family(spec) for spec in (specs if specs is not None else discover_specs())]
+    families = [build_family(spec) for spec in (specs if specs is not None else discover_specs(settings.spec_modules))]
     maintenance = build_maintenance_job()
     return dg.Definitions(
         assets=[asset for family in families for asset in family.assets],
