@@ -19,8 +19,10 @@ $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools/uv uv==$(UV_VERSION)
 
 # The environment, exactly as uv.lock and package-lock.json pin it (npm: Azurite for tests/cloud).
+# Bytecode is compiled at install: this machine sets PYTHONDONTWRITEBYTECODE=1, so nothing else caches it
+# and every test process would recompile dagster and mlflow (import dagster: 2.9 s uncompiled, 1.9 s compiled).
 install: $(UV) $(NODE_STAMP)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 
 $(NODE_STAMP): package.json package-lock.json
 	@if command -v $(NPM) >/dev/null 2>&1; then \

@@ -148,18 +148,40 @@ def concurrent_appends(uri: str, storage_options: dict[str, str], writers: int, 
 
 
 def run_through_outage(
-    stop: Callable[[], None], start: Callable[[], None], after: float, action: Callable[[], dg.ExecuteInProcessResult]
-) -> tuple[dg.ExecuteInProcessResult, float]:
-    """Stop the server, run ``action``, and bring the server back ``after`` seconds later."""
+    stop: Callable[[], None],
+    start: Callable[[], None],
+    instance: dg.DagsterInstance,
+    action: Callable[[], dg.ExecuteInProcessResult],
+    bound: float = 300.0,
+) -> dg.ExecuteInProcessResult:
+    """Stop the server, run ``action``, and bring the server back once the run's first failed attempt
+    is on record (a step up for retry), however long the busy machine took to get there."""
+    before = _retries_on_record(instance)
     stop()
-    timer = threading.Timer(after, start)
-    timer.start()
-    started = time.monotonic()
+    finished = threading.Event()
+
+    def restart_after_the_first_failure() -> None:
+        deadline = time.monotonic() + bound
+        while not finished.is_set() and time.monotonic() < deadline:
+            if _retries_on_record(instance) > before:
+                break
+            finished.wait(0.05)
+        start()
+
+    watcher = threading.Thread(target=restart_after_the_first_failure, daemon=True)
+    watcher.start()
     try:
-        result = action()
+        return action()
     finally:
-        timer.join()
-    return result, time.monotonic() - started
+        finished.set()
+        watcher.join()
+
+
+def _retries_on_record(instance: dg.DagsterInstance) -> int:
+    records = instance.get_event_records(
+        dg.EventRecordsFilter(event_type=dg.DagsterEventType.STEP_UP_FOR_RETRY), limit=1000
+    )
+    return len(records)
 
 
 def failure_messages(result: dg.ExecuteInProcessResult) -> str:

@@ -71,8 +71,8 @@ class CloudSuite:
         raw_uri = lake.uri(dg.AssetKey([spec.name, "raw"]))
         before = scenarios.table_history(raw_uri, lake.storage_options)
         down, up = (getattr(cloud.require_server(), name) for name in self.outage)
-        result, _ = scenarios.run_through_outage(
-            down, up, 4.0, lambda: platform.run(spec, ["raw", "labels"], partition, raise_on_error=False)
+        result = scenarios.run_through_outage(
+            down, up, platform.instance, lambda: platform.run(spec, ["raw", "labels"], partition, raise_on_error=False)
         )
         assert result.success, scenarios.failure_messages(result)
         assert scenarios.retry_events(result) >= 1

@@ -87,8 +87,8 @@ def test_compute_logs_go_to_the_bucket(platform, tmp_path) -> None:
 def test_a_gcs_outage_is_retried_until_the_server_is_back(gcs, platform, delivery) -> None:
     server = gcs.require_server()
     # champion reads the evaluation record from the bucket: the server goes away and comes back.
-    result, _ = scenarios.run_through_outage(
-        server.stop, server.start, 4.0, lambda: platform.run(delivery, ["champion"], raise_on_error=False)
+    result = scenarios.run_through_outage(
+        server.stop, server.start, platform.instance, lambda: platform.run(delivery, ["champion"], raise_on_error=False)
     )
     assert result.success, scenarios.failure_messages(result)
     assert scenarios.retry_events(result) >= 1
