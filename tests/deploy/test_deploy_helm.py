@@ -208,7 +208,8 @@ def test_user_code_deployment_runs_our_image_and_code_location(cloud: str) -> No
     cmd = _dockerfile_cmd()
     assert deployment["dagsterApiGrpcArgs"] == cmd[cmd.index("-m") : cmd.index("-m") + 2]
     assert str(deployment["port"]) == cmd[cmd.index("-p") + 1]
-    assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True
+    # off: the code server's placement and resources must not reach runs (test_deploy_dagster.py)
+    assert deployment["includeConfigInLaunchedRuns"]["enabled"] is False
     assert {"name": "mlops-platform-env"} in deployment["envConfigMaps"]
     assert deployment["podSecurityContext"]["runAsNonRoot"] is True
     for container in (
@@ -225,11 +226,12 @@ def test_run_launcher_monitoring_retries_and_concurrency(cloud: str) -> None:
     daemon = values["dagsterDaemon"]
     assert daemon["runMonitoring"]["enabled"] is True and daemon["runMonitoring"]["maxResumeRunAttempts"] >= 1
     assert daemon["runRetries"]["enabled"] is True and daemon["runRetries"]["maxRetries"] >= 1
-    queued = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
     assert daemon["runCoordinator"]["type"] == "QueuedRunCoordinator"
-    assert queued["maxConcurrentRuns"] > 0 and queued["tagConcurrencyLimits"]
-    # the chart fails when run limits are set both here and under concurrency.runs
-    assert not values.get("concurrency", {}).get("runs")
+    # Dagster refuses run limits both in the run coordinator and under concurrency > runs
+    # (test_deploy_dagster.py feeds the rendered instance to Dagster): they live under concurrency.
+    assert not daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
+    runs = values["concurrency"]["runs"]
+    assert runs["maxConcurrentRuns"] > 0 and runs["tagConcurrencyLimits"]
     assert values["concurrency"]["pools"]["defaultLimit"] >= 1
     assert values["dagsterWebserver"]["service"]["type"] == "ClusterIP"
 
