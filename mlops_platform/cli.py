@@ -60,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--model", action="append", help="only this model (repeatable)")
     load = registry.add_parser("import", help="recreate an export in an empty registry")
     load.add_argument("--from", dest="source", required=True, help="folder path or bucket URI of an export")
+    load.add_argument(
+        "--restore-aliases",
+        action="store_true",
+        help="also set champion/challenger as exported (recorded in the model's mlops.aliases_restored tag); "
+        "by default the target's gates decide them",
+    )
     return parser
 
 
@@ -80,11 +86,13 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.command == "specs":
         from mlops_platform.specs import discover_specs
 
-        for spec in discover_specs():
+        for spec in discover_specs(settings.spec_modules):
             print(f"{spec.name}\t{spec.task}\t{spec.metric}\t{spec.description}")
         return 0
     try:
-        spec = get_spec(args.model)
+        from mlops_platform.specs import discover_specs as _discover
+
+        spec = get_spec(args.model, _discover(settings.spec_modules))
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
@@ -134,20 +142,42 @@ def _delta_restore(args: argparse.Namespace, settings) -> int:
     return 0
 
 
+def _quiet_libraries() -> None:
+    """Keep a terminal command's output to its answer: no MLflow INFO lines, no beta warnings."""
+    import logging
+    import os
+    import warnings
+
+    # mlflow sets its loggers' level from this variable when it is imported (INFO by default).
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module=r"dagster_mlflow(\..*)?")
+    try:
+        from dagster import BetaWarning
+    except ImportError:  # pragma: no cover - older dagster
+        return
+    warnings.filterwarnings("ignore", category=BetaWarning)
+
+
 def _registry(args: argparse.Namespace, settings) -> int:
     from mlops_platform.settings import resources_for
-    from mlops_platform.tracking.backup import BackupError, export_registry, import_registry
+    from mlops_platform.tracking.backup import BackupArgumentError, BackupError, export_registry, import_registry
+    from mlops_platform.tracking.registry import redact_uri
 
+    _quiet_libraries()
     registry = resources_for(settings)["registry"]
     try:
         if args.registry_command == "export":
             summary = export_registry(registry, args.destination, args.model)
             verb = "exported to"
         else:
-            summary = import_registry(registry, args.source)
+            summary = import_registry(registry, args.source, restore_aliases=args.restore_aliases)
             verb = "imported from"
+    except BackupArgumentError as exc:
+        print(f"error: {redact_uri(str(exc))}", file=sys.stderr)
+        return 2
     except BackupError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_uri(str(exc))}", file=sys.stderr)
         return 1
     for name, count in summary.models.items():
         print(f"{name}: {count} version(s) {verb} {summary.location}")
@@ -156,20 +186,46 @@ def _registry(args: argparse.Namespace, settings) -> int:
 
 def _rollback(model: str, settings) -> int:
     import dagster as dg
+    from dagster._core.errors import DagsterHomeNotSetError
 
     from mlops_platform.definitions import build_definitions
+    from mlops_platform.settings import resources_for
+    from mlops_platform.tracking.registry import RegistryError, redact_uri
 
+    _quiet_libraries()
+    # Check before starting a run: a refusal is one line, not a failed run's logs and traceback.
+    try:
+        resources_for(settings)["registry"].rollback_target(model)
+    except RegistryError as exc:
+        print(f"error: rollback of {model} refused: {exc}", file=sys.stderr)
+        return 1
     job = build_definitions(settings).resolve_job_def(f"{model}_rollback")
-    with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    try:
+        instance = dg.DagsterInstance.get()
+    except DagsterHomeNotSetError:
+        print(
+            "error: DAGSTER_HOME is not set: set it to the Dagster instance folder the UI uses, "
+            "so the rollback is recorded there",
+            file=sys.stderr,
+        )
+        return 2
+    with instance:
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            # The run's events go to the instance (the UI); the terminal gets the outcome below.
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        )
     if not result.success:
         failure = next((e for e in result.all_events if e.is_step_failure), None)
-        reason = (
-            failure.step_failure_data.error.message.strip()
-            if failure and failure.step_failure_data.error
-            else "see the run in the Dagster UI"
-        )
-        print(f"error: rollback of {model} failed: {reason}", file=sys.stderr)
+        data = failure.step_failure_data if failure else None
+        if data and data.user_failure_data and data.user_failure_data.description:
+            reason = data.user_failure_data.description
+        elif data and data.error:
+            reason = data.error.message.strip().splitlines()[0]
+        else:
+            reason = "see the run in the Dagster UI"
+        print(f"error: rollback of {model} failed: {redact_uri(reason)}", file=sys.stderr)
         return 1
     for event in result.asset_materializations_for_node(f"{model}__rollback_champion"):
         print(event.description)

@@ -52,3 +52,35 @@ def test_errors_name_what_was_wrong(tmp_path) -> None:
         timeout=60,
     )
     assert profile.returncode == 2 and "MLOPS_PROFILE='moon'" in profile.stderr
+
+
+def _first_line(done: subprocess.CompletedProcess) -> str:
+    return done.stderr.strip().splitlines()[0] if done.stderr.strip() else ""
+
+
+def test_registry_export_bad_arguments_exit_2_with_one_line(tmp_path) -> None:
+    existing = tmp_path / "backup.tar"
+    existing.write_text("keep me")
+    to_file = _cli("registry", "export", "--to", str(existing), home=tmp_path / "home")
+    assert to_file.returncode == 2, to_file.stderr
+    assert _first_line(to_file) == f"error: --to {existing}: is an existing file; give a folder (new or existing)"
+    assert existing.read_text() == "keep me"
+    unknown = _cli("registry", "export", "--to", str(tmp_path / "out"), "--model", "nope", home=tmp_path / "home")
+    assert unknown.returncode == 2, unknown.stderr
+    assert _first_line(unknown) == "error: --model 'nope': no such registered model; known: none"
+    assert "Traceback" not in unknown.stderr and len(unknown.stderr.strip().splitlines()) == 1
+
+
+def test_rollback_without_a_champion_is_one_line_exit_1(tmp_path) -> None:
+    env = {**os.environ, "MLOPS_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "mlops_platform", "rollback", "--model", "churn"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: rollback of churn refused: model 'churn' has no champion to roll back"
+    ]

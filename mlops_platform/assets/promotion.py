@@ -128,8 +128,16 @@ def build_champion(stage: Stage) -> dg.AssetsDefinition:
                 ),
                 metadata={"evaluation": dg.MetadataValue.json(evaluation)},
             )
+        from mlops_platform.tracking.registry import ChampionMovedError
+
         version = evaluation["challenger_version"]
-        previous = registry.promote(spec.registered_model_name, version)
+        try:
+            # Compare-and-set: only replace the champion this evaluation compared the challenger against.
+            previous = registry.promote(
+                spec.registered_model_name, version, expected_current=evaluation["champion_version"]
+            )
+        except ChampionMovedError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
         return dg.MaterializeResult(
             metadata=present(
                 {

@@ -19,7 +19,7 @@ import dagster as dg
 
 from mlops_platform.storage.io_manager import URI_KEY, VERSION_KEY, Lake
 from mlops_platform.storage.maintenance import DEFAULT_MIN_RETENTION_HOURS, maintain_table
-from mlops_platform.tracking.registry import MlflowRegistry
+from mlops_platform.tracking.registry import MlflowRegistry, model_versions, redact_uri, search_all
 
 JOB_NAME = "lake_maintenance"
 TRAINING_SET_URI_TAG = "mlops.training_set_uri"
@@ -54,11 +54,15 @@ def materialized_versions(instance: dg.DagsterInstance) -> dict[str, set[int]]:
 
 
 def registered_training_versions(registry: MlflowRegistry) -> dict[str, set[int]]:
-    """Table URI -> training-set versions that registered model versions were trained on."""
+    """Table URI -> training-set versions that registered model versions were trained on.
+
+    Every page of MLflow's searches: a model beyond the first page (100 models) would lose its
+    training set to the vacuum.
+    """
     protected: dict[str, set[int]] = defaultdict(set)
     client = registry.client()
-    for model in client.search_registered_models():
-        for version in client.search_model_versions(f"name = '{model.name}'"):
+    for model in search_all(client.search_registered_models):
+        for version in model_versions(client, model.name):
             tags = version.tags or {}
             if TRAINING_SET_URI_TAG in tags and TRAINING_SET_VERSION_TAG in tags:
                 protected[tags[TRAINING_SET_URI_TAG]].add(int(tags[TRAINING_SET_VERSION_TAG]))
@@ -122,27 +126,44 @@ def compact_and_vacuum_lake(
 ) -> dict[str, Any]:
     protected = protected_versions(context.instance, registry)
     done: dict[str, Any] = {}
+    failed: dict[str, str] = {}
     for uri, versions in sorted(protected.items()):
         if not uri.startswith(lake.root_uri.rstrip("/")):
             continue  # a table outside this lake (another profile, a moved lake): not ours to vacuum
-        result = maintain_table(
-            uri,
-            versions,
-            storage_options=lake.storage_options,
-            minimum_retention_hours=config.min_retention_hours,
-        )
+        try:
+            result = maintain_table(
+                uri,
+                versions,
+                storage_options=lake.storage_options,
+                minimum_retention_hours=config.min_retention_hours,
+            )
+        except Exception as exc:  # noqa: BLE001 - one table's failure must not stop the other tables
+            failed[redact_uri(uri)] = f"{type(exc).__name__}: {redact_uri(str(exc))}"
+            context.log.error(f"{redact_uri(uri)}: maintenance failed: {failed[redact_uri(uri)]}")
+            continue
         context.log.info(
-            f"{uri}: compacted {result.files_compacted} files into {result.files_written}, vacuumed "
+            f"{redact_uri(uri)}: compacted {result.files_compacted} files into {result.files_written}, vacuumed "
             f"{result.files_vacuumed} (retention {result.retention_hours} h, kept versions "
             f"{list(result.protected_versions)})"
         )
-        done[uri] = {
+        if result.unreadable_versions:
+            context.log.warning(
+                f"{redact_uri(uri)}: protected versions {list(result.unreadable_versions)} cannot be loaded "
+                "from the Delta log any more (cleaned up before they were protected)"
+            )
+        done[redact_uri(uri)] = {
             "protected_versions": list(result.protected_versions),
             "retention_hours": result.retention_hours,
             "files_compacted": result.files_compacted,
             "files_vacuumed": result.files_vacuumed,
             "log_retention": result.log_retention,
+            "unreadable_versions": list(result.unreadable_versions),
         }
+    if failed:
+        raise dg.Failure(
+            description=f"maintenance failed for {len(failed)} table(s): {', '.join(sorted(failed))}",
+            metadata={"failed": dg.MetadataValue.json(failed), "tables": dg.MetadataValue.json(done)},
+        )
     context.add_output_metadata({"tables": dg.MetadataValue.json(done)})
     return done
 

@@ -14,7 +14,7 @@ OPERATIONS_EXPERIMENT = "mlops-operations"
 @dg.resource(
     config_schema={
         "experiment_name": str,
-        "mlflow_tracking_uri": str,
+        "mlflow_tracking_uri": dg.StringSource,  # {"env": VAR} keeps a password out of the UI
         "artifact_root": str,
     },
     description="dagster-mlflow's run-level tracking, imported only when a run needs it.",

@@ -41,6 +41,9 @@ class TableMaintenance:
     files_written: int
     files_vacuumed: int
     log_retention: str | None  # the new delta.logRetentionDuration, when it had to be raised
+    # Protected versions whose commit is no longer in the log (cleaned up before they were
+    # protected): not readable by time travel any more, whatever this pass does.
+    unreadable_versions: tuple[int, ...] = ()
 
 
 def retention_hours(
@@ -52,13 +55,17 @@ def retention_hours(
 ) -> int:
     """Vacuum retention (whole hours) that keeps every file of every ``protected`` version.
 
-    ``commit_times`` maps versions to their commit time (at least those right after protected ones).
-    The latest version needs no retention: its files are not tombstoned.
+    ``commit_times`` maps versions to their commit time, as the log lists them; a version whose log
+    is gone is not in it. The latest version needs no retention: its files are not tombstoned.
     """
     older = [v for v in set(protected) if 0 <= v < latest]
     if not older:
         return minimum_hours
-    first_removal = commit_times[min(older) + 1]
+    # Files of v are tombstoned no earlier than the first commit after v that the log still holds.
+    later = [version for version in commit_times if version > min(older)]
+    if not later:
+        return minimum_hours
+    first_removal = commit_times[min(later)]
     needed = (now - first_removal).total_seconds() / 3600
     return max(minimum_hours, math.ceil(max(needed, 0.0)) + SAFETY_HOURS)
 
@@ -66,10 +73,15 @@ def retention_hours(
 def log_retention_needed(
     commit_times: Mapping[int, dt.datetime], protected: Iterable[int], now: dt.datetime, current: dt.timedelta
 ) -> dt.timedelta | None:
-    """A log retention long enough for the oldest protected version, or None if ``current`` is."""
-    if not protected:
+    """A log retention long enough for the oldest protected version, or None if ``current`` is.
+
+    Protected versions whose commit is no longer in ``commit_times`` (their log was cleaned up) are
+    past saving and left out; ``maintain_table`` reports them.
+    """
+    known = [v for v in protected if v in commit_times]
+    if not known:
         return None
-    oldest = commit_times[min(protected)]
+    oldest = commit_times[min(known)]
     age = now - oldest
     if age + dt.timedelta(days=7) <= current:
         return None
@@ -115,6 +127,12 @@ def maintain_table(
         keep = [v for v in keep if 0 <= v <= before]
         # Read while nothing else commits (see history() in delta.py): versions as listed now.
         times = commit_times(table.history())
+        # A protected version whose commit the log cleanup removed is past saving; one whose commit is
+        # left but whose earlier commits and checkpoint are gone cannot be loaded either. Both are
+        # reported; the rest are kept. (Retention still counts from every commit time listed.)
+        keep = [v for v in keep if v in times]
+        loadable = keep if not times or min(times) == 0 else [v for v in keep if _loads(uri, v, before, options)]
+        unreadable = tuple(v for v in sorted(set(protected)) if 0 <= v <= before and v not in loadable)
         now = now or dt.datetime.now(dt.UTC)
         raised = log_retention_needed(
             times, keep, now, parse_interval(table.metadata().configuration.get(LOG_RETENTION_KEY))
@@ -131,16 +149,31 @@ def maintain_table(
             dry_run=False,
             enforce_retention_duration=False,
             # Belt and braces: delta-rs also skips the files of these versions by itself.
-            keep_versions=keep or None,
+            keep_versions=loadable or None,
         )
         return TableMaintenance(
             uri=uri,
             version_before=before,
             version_after=DeltaTable(uri, storage_options=options).version(),
-            protected_versions=tuple(keep),
+            protected_versions=tuple(loadable),
             retention_hours=hours,
             files_compacted=int(metrics.get("numFilesRemoved", 0)),
             files_written=int(metrics.get("numFilesAdded", 0)),
             files_vacuumed=len(removed),
             log_retention=f"interval {raised.days} days" if raised is not None else None,
+            unreadable_versions=unreadable,
         )
+
+
+def _loads(uri: str, version: int, latest: int, options: Mapping[str, str]) -> bool:
+    """Whether ``version`` can still be loaded from the log (the latest always can)."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import DeltaError
+
+    if version == latest:
+        return True
+    try:
+        DeltaTable(uri, version=version, storage_options=dict(options))
+    except DeltaError:
+        return False
+    return True
