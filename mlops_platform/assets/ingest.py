@@ -1,7 +1,9 @@
 """The ingest stage: the day's landed files, validated and typed, into the raw and labels tables."""
 
 import datetime as dt
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -13,41 +15,87 @@ from mlops_platform.assets.common import (
     TRANSIENT_RETRY,
     Frame,
     Stage,
+    is_transient,
     retry_only_transient,
 )
 from mlops_platform.specs.base import ModelSpec
 from mlops_platform.storage.delta import DAY_COLUMN
-from mlops_platform.storage.landing import LandingZone, stream_of
+from mlops_platform.storage.landing import LandingZone, safe_name, sanitize, stream_of
+
+
+def _limits(landing: LandingZone) -> Any:
+    from mlops_platform.ml.validation import FileLimits
+
+    return FileLimits(
+        max_file_bytes=landing.max_file_bytes,
+        max_rows=landing.max_rows,
+        max_uncompressed_bytes=landing.max_uncompressed_bytes,
+    )
+
+
+def key_columns(spec: ModelSpec, stream: str) -> tuple[str, ...]:
+    """The columns no row may leave empty: the entity and event time (the point-in-time join's keys),
+    and for labels also the label time (the day a label landed)."""
+    if stream == "events":
+        return (spec.entity_key, spec.event_timestamp)
+    return (spec.entity_key, spec.event_timestamp, spec.label_timestamp)
+
+
+def _read_one(path: Path, stream: str, spec: ModelSpec, day: dt.date, landing: LandingZone) -> Frame:
+    """One file read, typed and proven to convert to its declared Arrow types, or InvalidFile."""
+    from mlops_platform.ml.validation import conform, read_landed_file
+
+    schema = spec.source.events if stream == "events" else spec.source.labels
+    day_column = spec.event_timestamp if stream == "events" else spec.label_timestamp
+    frame = read_landed_file(path, _limits(landing), schema)
+    return conform(frame, schema, day=day, day_column=day_column, key_columns=key_columns(spec, stream))
+
+
+def _quarantine(landing: LandingZone, path: Path, spec: ModelSpec, day: dt.date, reason: str, log: Any) -> str:
+    """Quarantine one file (or link) with its reason; returns the reason as recorded (bounded, sanitized)."""
+    reason = sanitize(reason)
+    target = landing.quarantine(path, spec.name, day.isoformat(), reason)
+    log.warning(f"quarantined {sanitize(path)} -> {sanitize(target)}: {reason}")
+    return reason
 
 
 def _ingest_stream(
     files: list, stream: str, spec: ModelSpec, day: dt.date, landing: LandingZone, log: Any
 ) -> tuple[Frame, list[str], dict[str, str]]:
-    """Valid files of one stream concatenated; bad ones quarantined with their reason."""
+    """Valid files of one stream concatenated in landing order; bad ones quarantined with their reason.
+
+    One file's contents never fail the run: any error reading or validating it (other than a
+    transient one, which the retry policy handles) quarantines that file, and the others are ingested.
+    """
     import pandas as pd
 
-    from mlops_platform.ml.validation import InvalidFile, conform, read_landed_file
+    from mlops_platform.ml.validation import InvalidFile
 
     schema = spec.source.events if stream == "events" else spec.source.labels
     day_column = spec.event_timestamp if stream == "events" else spec.label_timestamp
     frames, ingested, quarantined = [], [], {}
     for path in files:
         try:
-            frame = conform(
-                read_landed_file(path),
-                schema,
-                day=day,
-                day_column=day_column,
-                key_columns=(spec.entity_key, day_column),
-            )
+            frame = _read_one(path, stream, spec, day, landing)
         except InvalidFile as exc:
-            target = landing.quarantine(path, spec.name, day.isoformat(), str(exc))
-            quarantined[path.name] = str(exc)
-            log.warning(f"quarantined {path} -> {target}: {exc}")
+            reason = str(exc)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            if not os.path.lexists(path):
+                # Moved away while being read (another run quarantined it): it is recorded there.
+                log.warning(f"{sanitize(path)} disappeared while being read; skipped in this run")
+                continue
+            reason = f"could not be read or validated: {type(exc).__name__}: {exc}"
+        else:
+            frame[SOURCE_FILE_COLUMN] = path.name
+            frames.append(frame)
+            ingested.append(path.name)
             continue
-        frame[SOURCE_FILE_COLUMN] = path.name
-        frames.append(frame)
-        ingested.append(path.name)
+        try:
+            quarantined[safe_name(path.name)] = _quarantine(landing, path, spec, day, reason, log)
+        except FileNotFoundError:
+            log.warning(f"{sanitize(path)} disappeared before it could be quarantined")
     if frames:
         combined = pd.concat(frames, ignore_index=True)
     else:
@@ -62,7 +110,8 @@ def _pandas_dtype(column_type: str) -> str:
 
 
 def _dedupe(frame: Frame, keys: list[str]) -> tuple[Frame, int]:
-    """One row per key (the last file wins), so a file landed twice never doubles its rows."""
+    """One row per key, the last landed file winning (files are concatenated by modification time,
+    then name), so a file landed twice never doubles its rows and a later correction replaces rows."""
     deduped = frame.drop_duplicates(subset=keys, keep="last")
     return deduped.reset_index(drop=True), len(frame) - len(deduped)
 
@@ -77,16 +126,27 @@ class DayIngest:
 
 
 def ingest_day(spec: ModelSpec, day: dt.date, landing: LandingZone, log: Any) -> DayIngest:
-    """Both streams of one day: valid files typed and deduplicated, the rest quarantined."""
+    """Both streams of one day: valid files typed and deduplicated, the rest quarantined.
+
+    A day folder that is a link, and a link, odd name or sub-folder inside it, is quarantined itself
+    (never followed, never read).
+    """
     by_stream: dict[str, list] = {"events": [], "labels": []}
     unknown: dict[str, str] = {}
-    for path in landing.files_for(spec.name, day):
+    entries, refused_day = landing.day_listing(spec.name, day)
+    if refused_day:
+        folder = landing.day_dir(spec.name, day)
+        unknown[safe_name(folder.name)] = _quarantine(landing, folder, spec, day, refused_day, log)
+    for entry in entries:
+        path = entry.path
         stream = stream_of(path)
-        if stream is None:
-            reason = "file name must start with 'events-' or 'labels-'"
-            landing.quarantine(path, spec.name, day.isoformat(), reason)
-            log.warning(f"quarantined {path}: {reason}")
-            unknown[path.name] = reason
+        reason = entry.refused
+        if reason is not None or stream is None:
+            reason = reason or "file name must start with 'events-' or 'labels-'"
+            try:
+                unknown[safe_name(path.name)] = _quarantine(landing, path, spec, day, reason, log)
+            except FileNotFoundError:
+                log.warning(f"{sanitize(path)} disappeared before it could be quarantined")
         else:
             by_stream[stream].append(path)
     result = DayIngest(day, {}, {}, {"events": unknown, "labels": {}}, {})

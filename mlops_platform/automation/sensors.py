@@ -3,16 +3,84 @@
 import datetime as dt
 import hashlib
 import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
 from mlops_platform.specs.base import ModelSpec
-from mlops_platform.storage.landing import LandingZone
+from mlops_platform.storage.landing import LandingZone, RootEntry, parse_day, sanitize
+
+CURSOR_VERSION = 2
 
 
-def _cursor(raw: str | None) -> dict[str, dict[str, int]]:
-    return json.loads(raw) if raw else {}
+@dataclass
+class LandingCursor:
+    """What the landing sensor remembers, bounded by the lookback rather than by the days ever landed.
+
+    ``watermark``: the newest day handed to a run. ``days``: for each day that may still change (within
+    ``lookback`` days of the watermark), every file name and its stamp (mtime, size, inode). ``settled``:
+    the older days already handed to a run, as ranges of consecutive days (a handful of entries for
+    years of daily folders); they are not listed again, so a file replaced there needs a backfill.
+    """
+
+    watermark: dt.date | None = None
+    days: dict[str, dict[str, str | int]] = field(default_factory=dict)
+    settled: list[tuple[dt.date, dt.date]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, raw: str | None) -> "LandingCursor":
+        if not raw:
+            return cls()
+        data = json.loads(raw)
+        if data.get("v") != CURSOR_VERSION:
+            # The first format: {folder: {name: mtime_ns}} for every folder ever landed. Its mtimes still
+            # count as seen (compared by mtime alone), so upgrading re-runs nothing.
+            days = {k: v for k, v in data.items() if isinstance(v, dict) and _as_day(k) is not None}
+            watermark = max((d for d in map(_as_day, days) if d is not None), default=None)
+            return cls(watermark, days, [])
+        return cls(
+            _as_day(data["watermark"]) if data.get("watermark") else None,
+            data.get("days", {}),
+            [(dt.date.fromisoformat(a), dt.date.fromisoformat(b)) for a, b in data.get("settled", [])],
+        )
+
+    def dump(self) -> str:
+        return json.dumps(
+            {
+                "v": CURSOR_VERSION,
+                "watermark": self.watermark.isoformat() if self.watermark else None,
+                "days": self.days,
+                "settled": [[a.isoformat(), b.isoformat()] for a, b in self.settled],
+            },
+            sort_keys=True,
+        )
+
+    def is_settled(self, day: dt.date) -> bool:
+        return any(first <= day <= last for first, last in self.settled)
+
+    def settle(self, days: list[dt.date]) -> None:
+        ranges = _consecutive_ranges(sorted(set(days)))
+        merged = sorted([*self.settled, *ranges])
+        result: list[tuple[dt.date, dt.date]] = []
+        for first, last in merged:
+            if result and first <= result[-1][1] + dt.timedelta(days=1):
+                result[-1] = (result[-1][0], max(result[-1][1], last))
+            else:
+                result.append((first, last))
+        self.settled = result
+
+
+def _as_day(name: str) -> dt.date | None:
+    return parse_day(name)
+
+
+def _unchanged(stored: str | int | None, stamp: str) -> bool:
+    if isinstance(stored, int):  # the first cursor format: the mtime alone
+        return stamp.split(":")[0] == str(stored)
+    return stored == stamp
 
 
 def _consecutive_ranges(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
@@ -26,13 +94,121 @@ def _consecutive_ranges(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
     return ranges
 
 
+def _quarantine_misplaced(landing: LandingZone, spec: ModelSpec, entry: RootEntry, why: str, log: Any) -> None:
+    root = Path(landing.landing_root) / spec.name
+    paths = landing.misplaced_files(entry.path) if entry.is_dir else [entry.path]
+    for path in paths:
+        parent = path.parent.relative_to(root).as_posix()
+        folder = "_unassigned" if parent == "." else parent
+        try:
+            landing.quarantine(path, spec.name, folder, why)
+        except FileNotFoundError:
+            continue  # moved meanwhile (by a run): nothing left here to quarantine
+        log.warning(f"quarantined {sanitize(path)}: {sanitize(why)}")
+
+
+def landing_tick(
+    spec: ModelSpec, landing: LandingZone, raw_cursor: str | None, today: dt.date, log: Any
+) -> tuple[list[dg.RunRequest], str, str]:
+    """One tick of the landing sensor: (run requests, new cursor, summary). Dagster-free to benchmark.
+
+    Lists the spec's folder once (names only), then lists and lstats only the days that may still
+    change: those within the lookback of the watermark, those newer, and days never seen before.
+    """
+    state = LandingCursor.load(raw_cursor)
+    window_start = state.watermark - dt.timedelta(days=landing.sensor_lookback_days) if state.watermark else None
+    latest_allowed = today + dt.timedelta(days=landing.max_future_days)
+    changed: dict[dt.date, dict[str, str]] = {}
+    days: dict[str, dict[str, str | int]] = {}
+    scanned_old: list[dt.date] = []
+    waiting = 0
+    settled_from = max(window_start, spec.start_date) if window_start else None
+
+    def settled(day: dt.date) -> bool:  # handed to a run and past the lookback: not listed again
+        return settled_from is not None and spec.start_date <= day < settled_from and state.is_settled(day)
+
+    for entry in landing.root_entries(spec.name, skip_day=settled):
+        day = entry.day
+        if day is None or not (entry.is_dir or entry.is_link) or day < spec.start_date or day > latest_allowed:
+            if entry.is_link:
+                why = f"{entry.name!r} is a symbolic link; links are never followed out of the landing root"
+            elif day is None or not entry.is_dir:
+                why = (
+                    f"folder {entry.name!r} is not a day (YYYY-MM-DD)"
+                    if entry.is_dir
+                    else "files must sit in a YYYY-MM-DD folder"
+                )
+            else:
+                why = (
+                    f"folder {entry.name!r} is not a day between {spec.start_date} and {latest_allowed} "
+                    f"(today, UTC, plus {landing.max_future_days} days)"
+                )
+            _quarantine_misplaced(landing, spec, entry, why, log)
+            continue
+        if day >= today:
+            # The day's partition does not exist until the day is over (UTC); a producer whose clock
+            # runs ahead lands early. These files stay out of the cursor and are requested after midnight.
+            waiting += 1
+            continue
+        folder = entry.name
+        old = window_start is not None and day < window_start
+        if entry.is_link:
+            # The ingest refuses the link and quarantines it; the stamp is the link's own lstat.
+            try:
+                info = os.lstat(entry.path)
+            except FileNotFoundError:
+                continue
+            files = {folder: f"link:{info.st_mtime_ns}:{info.st_ino}"}
+        else:
+            files = {f.path.name: f.stamp for f in landing.list_folder(entry.path)}
+        seen = state.days.get(folder, {})
+        new = {name: stamp for name, stamp in files.items() if not _unchanged(seen.get(name), stamp)}
+        if new:
+            changed[day] = new
+        if old:
+            if files:
+                scanned_old.append(day)
+        else:
+            days[folder] = dict(files)
+    requests = []
+    for first, last in _consecutive_ranges(sorted(changed)):
+        in_range = [d for d in sorted(changed) if first <= d <= last]
+        # The stamps are in the key: a file replaced under the same name gives a new run key.
+        digest = hashlib.sha256(
+            json.dumps({d.isoformat(): changed[d] for d in in_range}, sort_keys=True).encode()
+        ).hexdigest()[:16]
+        names = ",".join(sanitize(name, 100) for d in in_range for name in sorted(changed[d]))
+        tags = {"mlops/trigger": "landing", "mlops/new_files": names[:200]}
+        if first == last:
+            requests.append(dg.RunRequest(run_key=f"{first}:{digest}", partition_key=first.isoformat(), tags=tags))
+        else:
+            # A run of consecutive days is one run (the assets backfill ranges in a single run).
+            tags |= {
+                "dagster/asset_partition_range_start": first.isoformat(),
+                "dagster/asset_partition_range_end": last.isoformat(),
+            }
+            requests.append(dg.RunRequest(run_key=f"{first}..{last}:{digest}", tags=tags))
+    watermark = max([d for d in [state.watermark, *changed] if d is not None], default=None)
+    if watermark is not None:
+        new_start = watermark - dt.timedelta(days=landing.sensor_lookback_days)
+        aged = [dt.date.fromisoformat(f) for f, files in days.items() if dt.date.fromisoformat(f) < new_start]
+        state.settle([d for d in aged if days[d.isoformat()]] + scanned_old)
+        days = {f: files for f, files in days.items() if dt.date.fromisoformat(f) >= new_start}
+    state.watermark, state.days = watermark, days
+    summary = f"{len(changed)} day(s) changed, {len(days)} watched, {waiting} waiting for their day"
+    return requests, state.dump(), summary
+
+
 def build_landing_sensor(spec: ModelSpec, ingest_job: Any) -> dg.SensorDefinition:
     """Request the day's ingestion when a file lands (or changes) in the spec's landing folder.
 
-    The cursor holds, per day folder, each file name and modification time already handed to a run:
-    each file is processed once, and a new or replaced file of an already ingested day re-runs that day.
-    New files of consecutive days are ingested in one run. Files in a folder that is not a day of this
-    spec's partitions are quarantined with the reason.
+    The cursor holds a watermark (the newest day handed to a run) and, per day within the lookback
+    (``LandingZone.sensor_lookback_days``) of it, each file name and stamp (mtime, size, inode) already
+    handed to a run: each file is processed once, and a new or replaced file of such a day re-runs that
+    day. Older days are remembered as ranges and not listed again, so a tick costs the same after a
+    year of days as after a week. New files of consecutive days are ingested in one run. Folders of
+    today or of a future day (up to ``max_future_days``) wait for the day to end; other folders that are
+    not a day of this spec's partitions, and links, are quarantined with the reason.
     """
 
     @dg.sensor(
@@ -43,56 +219,13 @@ def build_landing_sensor(spec: ModelSpec, ingest_job: Any) -> dg.SensorDefinitio
         description=f"Ingests {spec.name} files as they land.",
     )
     def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone):
-        seen = _cursor(context.cursor)
-        current: dict[str, dict[str, int]] = {}
-        requests = []
         # Dagster's clock (UTC), not this machine's: a day's partition exists once the day is over.
         today = dt.datetime.now(dt.UTC).date()
-        changed: dict[dt.date, list[str]] = {}
-        for folder, paths in sorted(landing.scan(spec.name).items()):
-            try:
-                day = dt.date.fromisoformat(folder)
-            except ValueError:
-                day = None
-            if day is None or day < spec.start_date or day > today:
-                why = (
-                    f"folder {folder!r} is not a day between {spec.start_date} and {today}"
-                    if folder
-                    else "files must sit in a YYYY-MM-DD folder"
-                )
-                for path in paths:
-                    landing.quarantine(path, spec.name, folder or "_unassigned", why)
-                    context.log.warning(f"quarantined {path}: {why}")
-                continue
-            if day == today:
-                # Today's partition does not exist until the day is over; these files stay out of the
-                # cursor and are requested on the first tick after midnight.
-                context.log.info(f"{len(paths)} file(s) of {folder} wait for the day's partition")
-                continue
-            files = {p.name: p.stat().st_mtime_ns for p in paths}
-            current[folder] = files
-            new = sorted(name for name, mtime in files.items() if seen.get(folder, {}).get(name) != mtime)
-            if new:
-                changed[day] = new
-        for first, last in _consecutive_ranges(sorted(changed)):
-            days = [d for d in changed if first <= d <= last]
-            digest = hashlib.sha256(
-                json.dumps({d.isoformat(): changed[d] for d in sorted(days)}, sort_keys=True).encode()
-            ).hexdigest()[:16]
-            names = ",".join(name for d in sorted(days) for name in changed[d])
-            tags = {"mlops/trigger": "landing", "mlops/new_files": names[:200]}
-            if first == last:
-                requests.append(dg.RunRequest(run_key=f"{first}:{digest}", partition_key=first.isoformat(), tags=tags))
-            else:
-                # A run of consecutive days is one run (the assets backfill ranges in a single run).
-                tags |= {
-                    "dagster/asset_partition_range_start": first.isoformat(),
-                    "dagster/asset_partition_range_end": last.isoformat(),
-                }
-                requests.append(dg.RunRequest(run_key=f"{first}..{last}:{digest}", tags=tags))
-        context.update_cursor(json.dumps(current, sort_keys=True))
+        requests, cursor, summary = landing_tick(spec, landing, context.cursor, today, context.log)
+        context.update_cursor(cursor)
         if not requests:
-            return dg.SkipReason(f"no new files for {spec.name}")
+            return dg.SkipReason(f"no new files for {spec.name} ({summary})")
+        context.log.info(summary)
         return requests
 
     return landing_sensor
