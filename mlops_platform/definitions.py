@@ -31,7 +31,7 @@ def build_definitions(settings: Settings | None = None, specs: list[ModelSpec] |
             *(sensor for family in families for sensor in family.sensors),
             build_automation_sensor(),
         ],
-        resources=resources_for(settings),
+        resources=resources_for(settings, secrets_as_env_vars=True),
         executor=executor_for(settings),
     )
 

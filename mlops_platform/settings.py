@@ -29,6 +29,14 @@ from mlops_platform.profiles.azure import AZURE_CONNECTION_STRING_VAR
 from mlops_platform.profiles.base import COMPUTE_LOGS_PREFIX, MLFLOW_PREFIX, OBJECTS_DIR, Profile, is_local
 
 __all__ = ["COMPUTE_LOGS_PREFIX", "MLFLOW_PREFIX", "OBJECTS_DIR", "Settings", "SettingsError"]
+# The landing zone's limits: variable -> LandingZone field (unset: the resource's default).
+LANDING_LIMITS: dict[str, str] = {
+    "MLOPS_LANDING_MAX_FILE_BYTES": "max_file_bytes",
+    "MLOPS_LANDING_MAX_ROWS": "max_rows",
+    "MLOPS_LANDING_MAX_UNCOMPRESSED_BYTES": "max_uncompressed_bytes",
+    "MLOPS_LANDING_MAX_FUTURE_DAYS": "max_future_days",
+    "MLOPS_LANDING_SENSOR_LOOKBACK_DAYS": "sensor_lookback_days",
+}
 # Every variable Settings.from_env reads. The SDK-standard names are the ones the SDKs and
 # deploy/helm/platform/platform-env-<cloud>.yaml already use, so one variable configures both.
 EXECUTORS: tuple[str, ...] = ("in_process", "multiprocess", "k8s")
@@ -45,6 +53,7 @@ ENVIRONMENT_VARIABLES: tuple[str, ...] = (
     "MLOPS_MLFLOW_ARTIFACT_ROOT",
     "MLOPS_MLFLOW_UI_URL",
     "MLOPS_SPECS",
+    *LANDING_LIMITS,
     "AWS_REGION",
     "AWS_DEFAULT_REGION",
     "AZURE_STORAGE_ACCOUNT_NAME",
@@ -130,6 +139,10 @@ class Settings(BaseModel):
         description="Importable modules that define SPEC or SPECS (MLOPS_SPECS, comma-separated); "
         "empty = the reference specs in mlops_platform.specs.",
     )
+    landing_limits: dict[str, int] = Field(
+        default_factory=dict,
+        description="LandingZone limits set in the environment (MLOPS_LANDING_*), by field name.",
+    )
     executor: Literal["in_process", "multiprocess", "k8s"] = Field(
         default="in_process",
         description="How a run executes its steps (MLOPS_EXECUTOR): in the run's process, one process "
@@ -185,6 +198,7 @@ class Settings(BaseModel):
                 mlflow_artifact_root=_artifact_root(get("MLOPS_MLFLOW_ARTIFACT_ROOT")),
                 mlflow_ui_url=_http_url("MLOPS_MLFLOW_UI_URL", get("MLOPS_MLFLOW_UI_URL")) or "http://127.0.0.1:5000",
                 spec_modules=_modules(get("MLOPS_SPECS")),
+                landing_limits=_landing_limits(env),
                 executor=executor,  # type: ignore[arg-type]
             )
         except ValidationError as exc:
@@ -237,6 +251,7 @@ class Settings(BaseModel):
         return self.cloud.client_environment()
 
 
+TRACKING_URI_VAR = "MLOPS_MLFLOW_TRACKING_URI"
 # MLflow tracking stores by URI scheme: what mlflow.tracking accepts (plus databricks, which needs its own setup).
 TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file", "databricks")
 ARTIFACT_SCHEMES = ("file", "s3", "gs", "wasbs", "abfss", "http", "https", "mlflow-artifacts", "hdfs", "sftp", "ftp")
@@ -290,6 +305,22 @@ def _http_url(name: str, value: str | None) -> str | None:
     return value
 
 
+def _landing_limits(env: Mapping[str, str]) -> dict[str, int]:
+    limits: dict[str, int] = {}
+    for variable, field in LANDING_LIMITS.items():
+        value = env.get(variable, "").strip()
+        if not value:
+            continue
+        try:
+            number = int(value)
+        except ValueError as exc:
+            raise SettingsError(f"{variable}={value!r} is not a whole number") from exc
+        if number < 0 or (number == 0 and field != "max_future_days"):
+            raise SettingsError(f"{variable}={value!r} must be positive")
+        limits[field] = number
+    return limits
+
+
 def _modules(value: str | None) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -317,22 +348,26 @@ def executor_for(settings: Settings) -> Any:
     return dg.in_process_executor
 
 
-def _secret_or_value(variable: str, value: str) -> Any:
-    """A value that came from ``variable`` reaches the resource as ``dagster.EnvVar``, so the UI's
-    resource configuration shows the variable's name, never a password inside the URL."""
-    import dagster as dg
+def resources_for(settings: Settings, *, secrets_as_env_vars: bool = False) -> dict[str, Any]:
+    """The whole resource set of the profile: IO managers, landing zone and MLflow registry.
 
-    return dg.EnvVar(variable) if os.environ.get(variable, "").strip() == value else value
-
-
-def resources_for(settings: Settings) -> dict[str, Any]:
-    """The whole resource set of the profile: IO managers, landing zone and MLflow registry."""
+    ``secrets_as_env_vars`` (what the code location uses): a tracking URI that came from the
+    environment reaches the resources as a ``dagster.EnvVar``, resolved when a run or tick initialises
+    them, so the UI's resource configuration shows the variable's name, never a password. Callers
+    that use a resource directly (the CLI) take the plain values.
+    """
     from mlops_platform.automation.operations import OPERATIONS_EXPERIMENT, lazy_mlflow_tracking
     from mlops_platform.storage.io_manager import DeltaIOManager, Lake
     from mlops_platform.storage.landing import LandingZone
     from mlops_platform.tracking.registry import MlflowRegistry
 
     lake = Lake(root_uri=settings.lake_root, storage_options=settings.delta_storage_options())
+    tracking_uri: Any = settings.tracking_uri
+    tracking_config: Any = settings.tracking_uri
+    if secrets_as_env_vars and os.environ.get(TRACKING_URI_VAR, "").strip() == settings.tracking_uri:
+        import dagster as dg
+
+        tracking_uri, tracking_config = dg.EnvVar(TRACKING_URI_VAR), {"env": TRACKING_URI_VAR}
     return {
         "lake": lake,
         "io_manager": settings.cloud.pickle_io_manager(settings.pickle_root),
@@ -340,16 +375,17 @@ def resources_for(settings: Settings) -> dict[str, Any]:
         "landing": LandingZone(
             landing_root=str(settings.landing_root),
             quarantine_root=str(settings.quarantine_root),
+            **settings.landing_limits,
         ),
         "registry": MlflowRegistry(
-            tracking_uri=_secret_or_value("MLOPS_MLFLOW_TRACKING_URI", settings.tracking_uri),
+            tracking_uri=tracking_uri,
             artifact_root=settings.artifact_root,
             ui_url=settings.mlflow_ui_url,
         ),
         "mlflow": lazy_mlflow_tracking.configured(
             {
                 "experiment_name": OPERATIONS_EXPERIMENT,
-                "mlflow_tracking_uri": settings.tracking_uri,
+                "mlflow_tracking_uri": tracking_config,
                 "artifact_root": settings.artifact_root,
             }
         ),

@@ -110,7 +110,8 @@ def test_the_tracking_uri_reaches_the_ui_as_a_variable_name_not_a_password(monke
     uri = "postgresql://mlflow:s3cr3t@db.internal:5432/mlflow"
     monkeypatch.setenv("MLOPS_MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
-    registry = resources_for(Settings.from_env())["registry"]
+    resources = resources_for(Settings.from_env(), secrets_as_env_vars=True)
+    registry = resources["registry"]
     # What the webserver shows as the resource's configuration: the variable, not its value.
     configured = registry._get_non_default_public_field_values()["tracking_uri"]
     assert isinstance(configured, dg.EnvVar) and configured.env_var_name == "MLOPS_MLFLOW_TRACKING_URI"
@@ -118,3 +119,16 @@ def test_the_tracking_uri_reaches_the_ui_as_a_variable_name_not_a_password(monke
     # What a step's resource sees once Dagster resolves it.
     with dg.build_resources({"registry": registry}) as built:
         assert built.registry.tracking_uri == uri
+    assert resources_for(Settings.from_env())["registry"].tracking_uri == uri  # the CLI's direct use
+
+
+def test_landing_limits_are_settings(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"MLOPS_HOME": str(tmp_path), "MLOPS_LANDING_MAX_ROWS": "1000", "MLOPS_LANDING_MAX_FUTURE_DAYS": "0"}
+    )
+    landing = resources_for(settings)["landing"]
+    assert (landing.max_rows, landing.max_future_days) == (1000, 0)
+    with pytest.raises(SettingsError, match=re.escape("MLOPS_LANDING_MAX_FILE_BYTES='1GB' is not a whole number")):
+        Settings.from_env({"MLOPS_HOME": str(tmp_path), "MLOPS_LANDING_MAX_FILE_BYTES": "1GB"})
+    with pytest.raises(SettingsError, match=re.escape("MLOPS_LANDING_MAX_ROWS='0' must be positive")):
+        Settings.from_env({"MLOPS_HOME": str(tmp_path), "MLOPS_LANDING_MAX_ROWS": "0"})
