@@ -218,3 +218,31 @@ def code_location_container_context(values: dict[str, Any], deployment: dict[str
     if pod_spec:
         k8s["run_k8s_config"] = {"pod_spec_config": pod_spec}
     return {"k8s": k8s}
+
+
+def service_pod_labels(values: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Pod-template labels of the webserver, daemon and code server (chart 1.13.27:
+    helpers/_deployment-webserver.tpl, deployment-daemon.yaml and the user-deployments subchart's
+    deployment-user.yaml: selector labels, component, deployment, then the values' labels)."""
+    selector = {"app.kubernetes.io/name": "dagster", "app.kubernetes.io/instance": RELEASE}
+    deployment = values["dagster-user-deployments"]["deployments"][0]
+    return {
+        "webserver": {
+            **selector,
+            "component": "dagster-webserver",
+            **(values["dagsterWebserver"].get("labels") or {}),
+        },
+        "daemon": {
+            **selector,
+            "component": "dagster-daemon",
+            "deployment": "daemon",
+            **(values["dagsterDaemon"].get("labels") or {}),
+        },
+        "code server": {
+            "app.kubernetes.io/name": "dagster-user-deployments",
+            "app.kubernetes.io/instance": RELEASE,
+            "component": "user-deployments",
+            "deployment": deployment["name"],
+            **(deployment.get("labels") or {}),
+        },
+    }

@@ -177,7 +177,7 @@ def test_service_account_and_namespace_match_the_workload_identity(terraform, cl
 
 
 @pytest.mark.parametrize("cloud", CLOUDS)
-def test_postgres_is_external_and_the_secret_is_shared_with_mlflow(cloud: str) -> None:
+def test_postgres_is_external_and_mlflow_does_not_share_dagsters_secret(cloud: str) -> None:
     values = dagster_values(cloud)
     assert values["global"]["postgresqlSecretName"] == PG_SECRET
     assert values["generatePostgresqlPasswordSecret"] is False
@@ -187,7 +187,8 @@ def test_postgres_is_external_and_the_secret_is_shared_with_mlflow(cloud: str) -
     refs = re.findall(
         r"secretKeyRef:\s*\n\s*name: (\S+)\s*\n\s*key: (\S+)", (HELM / "mlflow" / "mlflow.yaml").read_text()
     )
-    assert refs and set(refs) == {(PG_SECRET, "postgresql-password")}
+    # MLflow has its own user and secret (test_deploy_security.py); Dagster's is not in its pods
+    assert refs and set(refs) == {("mlflow-postgresql-secret", "postgresql-password")}
 
 
 def _dockerfile_cmd() -> list[str]:

@@ -322,3 +322,86 @@ def test_module_readme_documents_every_input_and_output(terraform, cloud: str) -
     module = terraform.module(cloud)
     missing = [n for kind in ("variable", "output") for n in module[kind] if f"| `{n}` |" not in readme]
     assert not missing, f"modules/{cloud}/README.md does not document {missing}"
+
+
+# --- provider floors against the arguments the modules use (issue 12, item 4) -------------------
+
+# (provider, resource type, argument) -> first provider version that has the argument
+ARGUMENT_SINCE = {
+    ("azurerm", "azurerm_federated_identity_credential", "user_assigned_identity_id"): (4, 65, 0),
+    ("azurerm", "azurerm_key_vault", "rbac_authorization_enabled"): (4, 42, 0),
+}
+# (provider, resource type, argument) -> why it must not be set
+ARGUMENT_DEPRECATED = {
+    ("azurerm", "azurerm_federated_identity_credential", "resource_group_name"): "deprecated in every azurerm 4.x",
+    ("azurerm", "azurerm_federated_identity_credential", "parent_id"): "replaced by user_assigned_identity_id in 4.65",
+}
+# blocks a provider declares in attribute mode: Terraform cannot generate them with `dynamic`
+ATTRIBUTE_MODE_BLOCKS = {"azure": ("network_rule_set", "ip_rule")}
+
+
+def _floor(constraint: str) -> tuple[int, ...]:
+    """Lowest version a constraint such as '~> 4.65' or '>= 4.1, < 5' admits."""
+    floors = []
+    for part in constraint.split(","):
+        match = re.match(r"\s*(~>|>=|=)?\s*(\d+(?:\.\d+)*)", part)
+        if match and match.group(1) != "<":
+            floors.append(tuple(int(x) for x in match.group(2).split(".")))
+    assert floors, constraint
+    return tuple(list(max(floors)) + [0] * (3 - len(max(floors))))
+
+
+def _provider_pins(terraform, directory: Path) -> dict[str, str]:
+    block = terraform.hclload.loads_tf((directory / "versions.tf").read_text())["terraform"][0]
+    return {name: spec["version"] for providers in block["required_providers"] for name, spec in providers.items()}
+
+
+@pytest.mark.parametrize("directory", TF_DIRS, ids=lambda p: str(p.relative_to(TERRAFORM)))
+def test_provider_floors_admit_only_versions_with_the_arguments_used(terraform, directory: Path) -> None:
+    pins = _provider_pins(terraform, directory)
+    cloud = directory.relative_to(TERRAFORM).parts[1]
+    module = terraform.module(cloud)["resource"]
+    for (provider, rtype, argument), since in ARGUMENT_SINCE.items():
+        if provider not in pins:
+            continue
+        if any(argument in body for body in module.get(rtype, {}).values()):
+            floor = _floor(pins[provider])
+            assert floor >= since, (
+                f"{directory.name}: {provider} {pins[provider]} admits {floor}, but {rtype}.{argument} "
+                f"exists only from {'.'.join(map(str, since))}"
+            )
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_no_deprecated_arguments_or_dynamic_attribute_mode_blocks(terraform, cloud: str) -> None:
+    resources = terraform.module(cloud)["resource"]
+    for (_, rtype, argument), why in ARGUMENT_DEPRECATED.items():
+        for name, body in resources.get(rtype, {}).items():
+            assert argument not in body, f"{rtype}.{name} sets {argument}: {why}"
+    text = _tf_text(TERRAFORM / "modules" / cloud)
+    for block in ATTRIBUTE_MODE_BLOCKS.get(cloud, ()):
+        assert f'dynamic "{block}"' not in text, f'dynamic "{block}": an attribute-mode block, use the attribute syntax'
+
+
+def test_floor_parsing_and_the_old_pin_would_fail() -> None:
+    """The check can fail: the previous pin admitted 4.60, which lacks user_assigned_identity_id."""
+    assert _floor("~> 4.60") == (4, 60, 0) < ARGUMENT_SINCE[("azurerm", "azurerm_federated_identity_credential", "user_assigned_identity_id")]
+    assert _floor(">= 1.10.0, < 2.0.0") == (1, 10, 0)
+
+
+# --- AKS: no user labels under reserved prefixes (issue 12, item 5) ---------------------------------
+
+RESERVED_LABEL_PREFIXES = ("kubernetes.azure.com/", "kubernetes.io/", "k8s.io/", "node-role.kubernetes.io/")
+
+
+def test_aks_pools_set_no_label_under_a_reserved_prefix(terraform) -> None:
+    resources = terraform.module("azure")["resource"]
+    pools = {name: body.get("node_labels") or {} for name, body in resources["azurerm_kubernetes_cluster_node_pool"].items()}
+    pools["default"] = resources["azurerm_kubernetes_cluster"]["this"]["default_node_pool"][0].get("node_labels") or {}
+    for name, labels in pools.items():
+        reserved = [k for k in labels if k.startswith(RESERVED_LABEL_PREFIXES) or ".kubernetes.io/" in k]
+        assert not reserved, f"AKS pool {name} sets reserved labels {reserved} (AKS owns them)"
+    # runs still find the pool: by our own label, tolerating both of the pool's taints
+    spot = resources["azurerm_kubernetes_cluster_node_pool"]["spot"]
+    assert spot["node_labels"] == {"mlops-platform/pool": "spot"}
+    assert "kubernetes.azure.com/scalesetpriority=spot:NoSchedule" in spot["node_taints"]

@@ -152,11 +152,12 @@ resource "aws_db_instance_automated_backups_replication" "dr" {
 }
 
 # The password also lives in Secrets Manager: the Helm install step reads it from there into the
-# Kubernetes secret that the Dagster chart (global.postgresqlSecretName) and MLflow use.
+# Kubernetes secret that the Dagster chart (global.postgresqlSecretName) uses. This is the admin
+# (master) user; MLflow has its own user and secret below.
 resource "aws_secretsmanager_secret" "db" {
   #checkov:skip=CKV2_AWS_57:Rotation must roll the Kubernetes secret and restart Dagster and MLflow together; it is a runbook step (deploy/README.md), not a Lambda.
   name                    = "${local.prefix}/postgres"
-  description             = "Postgres credentials of ${local.prefix} (Dagster instance and MLflow backend)"
+  description             = "Postgres admin credentials of ${local.prefix} (Dagster instance)"
   kms_key_id              = aws_kms_key.this.arn
   recovery_window_in_days = 30
   tags                    = local.tags
@@ -170,5 +171,34 @@ resource "aws_secretsmanager_secret_version" "db" {
     host     = aws_db_instance.this.address
     port     = aws_db_instance.this.port
     dbname   = aws_db_instance.this.db_name
+  })
+}
+
+# MLflow's own Postgres user: RDS has no API for roles, so the Job deploy/helm/mlflow/mlflow-database.yaml
+# creates the role (and the "mlflow" database it owns) with this password; the MLflow pods read
+# it from their own Kubernetes secret (mlflow-postgresql-secret), never Dagster's.
+resource "random_password" "mlflow_db" {
+  length           = 32
+  special          = true
+  override_special = "-_" # URL-safe: the password is embedded in the MLflow backend-store URI
+}
+
+resource "aws_secretsmanager_secret" "mlflow_db" {
+  #checkov:skip=CKV2_AWS_57:Rotation must roll the Kubernetes secret, rerun the mlflow-database Job and restart MLflow together; it is a runbook step (deploy/README.md), not a Lambda.
+  name                    = "${local.prefix}/postgres-mlflow"
+  description             = "Postgres credentials of the MLflow backend of ${local.prefix} (role ${local.mlflow_db_username})"
+  kms_key_id              = aws_kms_key.this.arn
+  recovery_window_in_days = 30
+  tags                    = local.tags
+}
+
+resource "aws_secretsmanager_secret_version" "mlflow_db" {
+  secret_id = aws_secretsmanager_secret.mlflow_db.id
+  secret_string = jsonencode({
+    username = local.mlflow_db_username
+    password = random_password.mlflow_db.result
+    host     = aws_db_instance.this.address
+    port     = aws_db_instance.this.port
+    dbname   = "mlflow"
   })
 }

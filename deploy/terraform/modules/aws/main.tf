@@ -13,12 +13,14 @@ data "aws_availability_zones" "selected" {
 }
 
 locals {
-  prefix     = "${var.name}-${var.environment}"
-  account_id = data.aws_caller_identity.current.account_id
-  partition  = data.aws_partition.current.partition
-  region     = data.aws_region.current.region
-  azs        = sort(data.aws_availability_zones.selected.names)
-  az_count   = length(var.availability_zones)
+  # Postgres role of the MLflow backend, separate from the admin user Dagster runs as.
+  mlflow_db_username = "mlflow"
+  prefix             = "${var.name}-${var.environment}"
+  account_id         = data.aws_caller_identity.current.account_id
+  partition          = data.aws_partition.current.partition
+  region             = data.aws_region.current.region
+  azs                = sort(data.aws_availability_zones.selected.names)
+  az_count           = length(var.availability_zones)
 
   # Cost-allocation tags: activate Project, Environment, Stack and CostCenter as user-defined
   # cost allocation tags in the Billing console; the budget filters on Stack.

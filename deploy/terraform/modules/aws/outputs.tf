@@ -64,13 +64,23 @@ output "db_port" {
 }
 
 output "db_username" {
-  description = "Postgres user of Dagster and MLflow."
+  description = "Postgres admin user, the one Dagster runs as."
   value       = aws_db_instance.this.username
 }
 
 output "db_secret_arn" {
-  description = "Secrets Manager secret holding the Postgres credentials."
+  description = "Secrets Manager secret holding the Postgres admin (Dagster) credentials."
   value       = aws_secretsmanager_secret.db.arn
+}
+
+output "mlflow_db_username" {
+  description = "Postgres user of the MLflow backend (created by the mlflow-database Job)."
+  value       = local.mlflow_db_username
+}
+
+output "mlflow_db_secret_arn" {
+  description = "Secrets Manager secret holding the MLflow Postgres credentials."
+  value       = aws_secretsmanager_secret.mlflow_db.arn
 }
 
 output "dagster_role_arn" {
@@ -119,6 +129,7 @@ output "helm_env" {
     USER_CODE_IMAGE_REPOSITORY = aws_ecr_repository.this["user-code"].repository_url
     DB_HOST                    = aws_db_instance.this.address
     DB_USERNAME                = aws_db_instance.this.username
+    MLFLOW_DB_USERNAME         = local.mlflow_db_username
     BUCKET                     = aws_s3_bucket.data.bucket
     COMPUTE_LOGS_PREFIX        = local.compute_logs_prefix
     MLOPS_STORAGE_ROOT         = "s3://${aws_s3_bucket.data.bucket}/${local.lake_prefix}"

@@ -1,8 +1,9 @@
 # AKS with two node pools:
 #   system (default pool): small on-demand pool for AKS system pods, the Dagster services and MLflow.
 #   spot:   Spot VMs, autoscaling from zero, tainted; runs and step pods tolerate the taint.
-# AKS adds kubernetes.azure.com/scalesetpriority=spot:NoSchedule to Spot pools by itself; it is
-# listed below so Terraform shows no drift, and the Helm values tolerate it too.
+# AKS adds kubernetes.azure.com/scalesetpriority=spot:NoSchedule to Spot pools by itself (and the
+# label of the same name); the taint is listed below so Terraform shows no drift, and the Helm
+# values tolerate it too. The pool is selected by our own label, never by AKS's reserved one.
 # tests/deploy compares the label/taint below with the Helm values.
 
 resource "azurerm_kubernetes_cluster" "this" {
@@ -133,9 +134,11 @@ resource "azurerm_kubernetes_cluster_node_pool" "spot" {
   node_public_ip_enabled  = false
   max_pods                = 110
 
+  # Our own label only: kubernetes.azure.com/ is reserved for AKS, which sets
+  # kubernetes.azure.com/scalesetpriority=spot on Spot nodes itself and may reject it as a user
+  # label. Runs select mlops-platform/pool=spot and tolerate both taints below.
   node_labels = {
-    "mlops-platform/pool"                   = "spot"
-    "kubernetes.azure.com/scalesetpriority" = "spot"
+    "mlops-platform/pool" = "spot"
   }
 
   node_taints = [

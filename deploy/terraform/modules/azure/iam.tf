@@ -37,8 +37,9 @@ resource "azurerm_user_assigned_identity" "workload" {
 resource "azurerm_federated_identity_credential" "workload" {
   for_each = local.federated
 
+  # user_assigned_identity_id exists from azurerm 4.65.0 (the versions.tf floor); the
+  # resource_group_name argument is deprecated in every 4.x and not set.
   name                      = "${each.key}-${var.k8s_namespace}"
-  resource_group_name       = azurerm_resource_group.this.name
   user_assigned_identity_id = azurerm_user_assigned_identity.workload[each.key].id
   issuer                    = azurerm_kubernetes_cluster.this.oidc_issuer_url
   subject                   = "system:serviceaccount:${var.k8s_namespace}:${each.value}"

@@ -113,6 +113,30 @@ resource "azurerm_key_vault_secret" "db_password" {
   depends_on = [azurerm_role_assignment.deployer_key_vault_admin]
 }
 
+# MLflow's own Postgres user (the flexible server has no API for non-admin roles: the Job
+# deploy/helm/mlflow/mlflow-database.yaml creates it with this password). The MLflow pods read it
+# from their own Kubernetes secret (mlflow-postgresql-secret), never the admin password.
+resource "random_password" "mlflow_db" {
+  length           = 32
+  special          = true
+  override_special = "-_" # URL-safe: the password is embedded in the MLflow backend-store URI
+}
+
+resource "azurerm_key_vault_secret" "mlflow_db_password" {
+  name            = "postgres-mlflow-password"
+  value           = random_password.mlflow_db.result
+  key_vault_id    = azurerm_key_vault.this.id
+  content_type    = "text/plain; postgres password of the MLflow role of ${local.prefix}"
+  expiration_date = timeadd(timestamp(), "8760h")
+  tags            = local.tags
+
+  lifecycle {
+    ignore_changes = [expiration_date]
+  }
+
+  depends_on = [azurerm_role_assignment.deployer_key_vault_admin]
+}
+
 resource "azurerm_monitor_diagnostic_setting" "key_vault" {
   name                       = "to-log-analytics"
   target_resource_id         = azurerm_key_vault.this.id

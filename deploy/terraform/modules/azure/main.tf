@@ -11,8 +11,10 @@ resource "random_string" "suffix" {
 }
 
 locals {
-  prefix  = "${var.name}-${var.environment}"
-  compact = replace(local.prefix, "-", "")
+  # Postgres role of the MLflow backend, separate from the admin user Dagster runs as.
+  mlflow_db_username = "mlflow"
+  prefix             = "${var.name}-${var.environment}"
+  compact            = replace(local.prefix, "-", "")
 
   # Cost Management groups costs by these tags; the budget filters on Stack.
   tags = merge(var.tags, {

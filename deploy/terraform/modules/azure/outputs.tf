@@ -44,12 +44,12 @@ output "db_host" {
 }
 
 output "db_username" {
-  description = "Postgres user of Dagster and MLflow."
+  description = "Postgres admin user, the one Dagster runs as."
   value       = azurerm_postgresql_flexible_server.this.administrator_login
 }
 
 output "key_vault_name" {
-  description = "Key Vault holding the platform key and the Postgres password (secret postgres-password)."
+  description = "Key Vault holding the platform key and the Postgres passwords (secrets postgres-password, postgres-mlflow-password)."
   value       = azurerm_key_vault.this.name
 }
 
@@ -89,6 +89,7 @@ output "helm_env" {
     USER_CODE_IMAGE_REPOSITORY = "${azurerm_container_registry.this.login_server}/user-code"
     DB_HOST                    = azurerm_postgresql_flexible_server.this.fqdn
     DB_USERNAME                = azurerm_postgresql_flexible_server.this.administrator_login
+    MLFLOW_DB_USERNAME         = local.mlflow_db_username
     STORAGE_ACCOUNT            = azurerm_storage_account.data.name
     BUCKET                     = azurerm_storage_container.data.name
     COMPUTE_LOGS_PREFIX        = local.compute_logs_prefix
@@ -108,4 +109,9 @@ output "prefixes" {
     landing      = local.landing_prefix
     backups      = local.backups_prefix
   }
+}
+
+output "mlflow_db_username" {
+  description = "Postgres user of the MLflow backend (created by the mlflow-database Job)."
+  value       = local.mlflow_db_username
 }

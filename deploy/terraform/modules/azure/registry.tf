@@ -22,17 +22,12 @@ resource "azurerm_container_registry" "this" {
   quarantine_policy_enabled     = false
   trust_policy_enabled          = false
 
-  network_rule_set {
+  # network_rule_set and ip_rule are attribute-mode blocks in azurerm (Terraform cannot expand
+  # them with `dynamic`): the attribute syntax the provider documents, with every field set.
+  network_rule_set = [{
     default_action = "Deny"
-
-    dynamic "ip_rule" {
-      for_each = var.admin_ip_ranges
-      content {
-        action   = "Allow"
-        ip_range = ip_rule.value
-      }
-    }
-  }
+    ip_rule        = [for cidr in var.admin_ip_ranges : { action = "Allow", ip_range = cidr }]
+  }]
 
   dynamic "georeplications" {
     for_each = var.registry_geo_replica_location == null ? [] : [var.registry_geo_replica_location]

@@ -5,9 +5,11 @@ terraform {
   required_providers {
     azurerm = {
       source = "hashicorp/azurerm"
-      # 4.42 introduced rbac_authorization_enabled; azurerm 5.x has breaking changes this module
-      # has not been migrated to yet (see deploy/README.md).
-      version = "~> 4.60"
+      # 4.65 introduced azurerm_federated_identity_credential.user_assigned_identity_id (4.60-4.64
+      # call it parent_id); 4.42 rbac_authorization_enabled. azurerm 5.x has breaking changes this
+      # module has not been migrated to yet (see deploy/README.md). tests/deploy checks the floor
+      # against a table of arguments whose first version matters.
+      version = "~> 4.65"
     }
     random = {
       source  = "hashicorp/random"

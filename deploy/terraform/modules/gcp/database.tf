@@ -128,7 +128,7 @@ resource "google_sql_user" "mlops" {
 }
 
 # The password in Secret Manager; the Helm install step copies it into the Kubernetes secret that
-# the Dagster chart (global.postgresqlSecretName) and MLflow read.
+# the Dagster chart (global.postgresqlSecretName) reads. MLflow has its own user and secret below.
 resource "google_secret_manager_secret" "db" {
   project   = var.project_id
   secret_id = "${local.prefix}-postgres-password"
@@ -148,4 +148,35 @@ resource "google_secret_manager_secret" "db" {
 resource "google_secret_manager_secret_version" "db" {
   secret      = google_secret_manager_secret.db.id
   secret_data = random_password.db.result
+}
+
+# MLflow's own Postgres user. Not a google_sql_user: Cloud SQL makes API-created users members of
+# cloudsqlsuperuser, which could open Dagster's database. The Job
+# deploy/helm/mlflow/mlflow-database.yaml creates it as a plain LOGIN role owning "mlflow" with this
+# password; the MLflow pods read it from their own Kubernetes secret (mlflow-postgresql-secret).
+resource "random_password" "mlflow_db" {
+  length           = 32
+  special          = true
+  override_special = "-_" # URL-safe: the password is embedded in the MLflow backend-store URI
+}
+
+resource "google_secret_manager_secret" "mlflow_db" {
+  project   = var.project_id
+  secret_id = "${local.prefix}-postgres-mlflow-password"
+  labels    = local.labels
+
+  replication {
+    user_managed {
+      replicas {
+        location = var.region
+      }
+    }
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+resource "google_secret_manager_secret_version" "mlflow_db" {
+  secret      = google_secret_manager_secret.mlflow_db.id
+  secret_data = random_password.mlflow_db.result
 }

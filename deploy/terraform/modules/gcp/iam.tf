@@ -2,6 +2,22 @@
 # Bucket access is scoped with IAM Conditions to the prefixes each identity needs.
 
 locals {
+  vertex_deployer_permissions = [
+    "aiplatform.models.upload",
+    "aiplatform.models.get",
+    "aiplatform.models.list",
+    "aiplatform.models.delete",
+    "aiplatform.endpoints.create",
+    "aiplatform.endpoints.get",
+    "aiplatform.endpoints.list",
+    "aiplatform.endpoints.update",
+    "aiplatform.endpoints.deploy",
+    "aiplatform.endpoints.undeploy",
+    "aiplatform.endpoints.predict",
+    "aiplatform.operations.get",
+    "aiplatform.operations.list",
+  ]
+
   artifact_prefix_condition = join(" || ", [
     "resource.type == \"storage.googleapis.com/Bucket\"",
     "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.data.name}/objects/${local.mlflow_prefix}/\")",
@@ -84,13 +100,28 @@ resource "google_storage_bucket_iam_member" "vertex_readers" {
   }
 }
 
-# Dagster deploys models to Vertex AI endpoints and lets them run as the vertex identity.
+# Dagster deploys models to Vertex AI endpoints and lets them run as the vertex identity. Not
+# roles/aiplatform.user (every Vertex AI resource of the project: datasets, training jobs,
+# notebooks, feature stores, generative models): a custom role with only what the deployer
+# calls - upload/get/list/delete models, create/get/list/update endpoints, deploy/undeploy models
+# on them, send predictions (smoke test) and follow the long-running operations these start.
+# IAM keeps a deleted custom role for 7 days and refuses its id meanwhile: recreate a destroyed
+# environment under another name, or undelete the role.
+resource "google_project_iam_custom_role" "vertex_deployer" {
+  project     = var.project_id
+  role_id     = "${replace(local.prefix, "-", "_")}_vertex_deployer"
+  title       = "Vertex AI deployer of ${local.prefix}"
+  description = "Models and endpoints the Dagster deployer of ${local.prefix} manages; nothing else of Vertex AI."
+  permissions = local.vertex_deployer_permissions
+}
+
 resource "google_project_iam_member" "dagster_vertex" {
   project = var.project_id
-  role    = "roles/aiplatform.user"
+  role    = google_project_iam_custom_role.vertex_deployer.id
   member  = "serviceAccount:${google_service_account.dagster.email}"
 }
 
+# iam.serviceAccounts.actAs on the endpoint identity only (deployModel runs the model as it).
 resource "google_service_account_iam_member" "dagster_acts_as_vertex" {
   service_account_id = google_service_account.vertex.name
   role               = "roles/iam.serviceAccountUser"

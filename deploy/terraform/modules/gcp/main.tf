@@ -3,8 +3,10 @@ data "google_project" "this" {
 }
 
 locals {
-  prefix         = "${var.name}-${var.environment}"
-  project_number = data.google_project.this.number
+  # Postgres role of the MLflow backend, separate from the admin user Dagster runs as.
+  mlflow_db_username = "mlflow"
+  prefix             = "${var.name}-${var.environment}"
+  project_number     = data.google_project.this.number
 
   # Service account ids are limited to 30 characters.
   sa_prefix = trimsuffix(substr(local.prefix, 0, 21), "-")

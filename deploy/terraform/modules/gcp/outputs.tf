@@ -34,13 +34,23 @@ output "db_private_ip" {
 }
 
 output "db_username" {
-  description = "Postgres user of Dagster and MLflow."
+  description = "Postgres admin user, the one Dagster runs as."
   value       = google_sql_user.mlops.name
 }
 
 output "db_password_secret" {
-  description = "Secret Manager secret holding the Postgres password."
+  description = "Secret Manager secret holding the Postgres admin (Dagster) password."
   value       = google_secret_manager_secret.db.id
+}
+
+output "mlflow_db_username" {
+  description = "Postgres user of the MLflow backend (created by the mlflow-database Job)."
+  value       = local.mlflow_db_username
+}
+
+output "mlflow_db_password_secret" {
+  description = "Secret Manager secret holding the MLflow Postgres password."
+  value       = google_secret_manager_secret.mlflow_db.id
 }
 
 output "dagster_gsa_email" {
@@ -86,6 +96,7 @@ output "helm_env" {
     USER_CODE_IMAGE_REPOSITORY = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.this.repository_id}/user-code"
     DB_HOST                    = google_sql_database_instance.this.private_ip_address
     DB_USERNAME                = google_sql_user.mlops.name
+    MLFLOW_DB_USERNAME         = local.mlflow_db_username
     BUCKET                     = google_storage_bucket.data.name
     COMPUTE_LOGS_PREFIX        = local.compute_logs_prefix
     MLOPS_STORAGE_ROOT         = "gs://${google_storage_bucket.data.name}/${local.lake_prefix}"
