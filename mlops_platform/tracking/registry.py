@@ -296,7 +296,8 @@ class MlflowRegistry(dg.ConfigurableResource):
         if not self.version_exists(model_name, version):
             raise RegistryError(f"cannot promote {model_name!r} version {version}: no such version in the registry")
         previous = self.alias_version(model_name, CHAMPION)
-        if expected_current is not UNCHECKED and previous != expected_current:
+        # Promoting the version that is already champion is a no-op (a re-run of the same decision).
+        if expected_current is not UNCHECKED and previous not in (expected_current, version):
             raise ChampionMovedError(
                 f"{model_name!r}: the champion is version {previous or 'none'}, not version "
                 f"{expected_current or 'none'} that the evaluation of version {version} compared against; "
