@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -112,6 +113,9 @@ def main() -> None:
             plat = platform(spec, defs, instance, days)
             platform_seconds = time.perf_counter() - started
     assert plat["scored"] == base["scored"], (plat, base)
+    load = os.getloadavg()[0]
+    print(f"load average (1 min) at the end: {load:.1f} on {os.cpu_count()} cores", end="")
+    print(" (busy: the ratio is not comparable to an idle run)" if load > (os.cpu_count() or 1) else "")
     print(f"raw rows: {base['raw_rows']:,} over {days_count} days; training rows: {base['training_rows']:,}")
     print(f"baseline (pure functions, in memory): {baseline_seconds:7.2f} s   test roc_auc {base['test']:.4f}")
     print(f"platform (Dagster, Delta, MLflow):    {platform_seconds:7.2f} s   test roc_auc {plat['test']:.4f}")

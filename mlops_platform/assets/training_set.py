@@ -22,16 +22,14 @@ def build_training_set(stage: Stage) -> dg.AssetsDefinition:
     @retry_only_transient
     def training_set(context: dg.AssetExecutionContext, features: Frame, labels: Frame) -> Frame:
         """Labels of the training window joined point-in-time with features, split by entity hash."""
-        from mlops_platform.ml.dataset import point_in_time_join, window_bounds
+        from mlops_platform.ml.dataset import build_training_set
 
-        start, end = window_bounds(labels, spec)
-        joined = point_in_time_join(features, labels, spec)
+        built = build_training_set(features, labels, spec)
+        start, end, joined = built.window_start, built.window_end, built.frame
         if joined.empty:
             raise ValueError(
                 f"{spec.name}: no label between {start} and {end} has a feature row at or before its event"
             )
-        label_days = labels[spec.label_timestamp].dt.date
-        labels_in_window = int(((label_days >= start) & (label_days <= end)).sum())
         counts = joined["split"].value_counts()
         context.add_output_metadata(
             {
@@ -39,7 +37,9 @@ def build_training_set(stage: Stage) -> dg.AssetsDefinition:
                 "window_end": end.isoformat(),
                 "features_delta_versions": dg.MetadataValue.json(features.attrs["delta_versions"]),
                 "labels_delta_versions": dg.MetadataValue.json(labels.attrs["delta_versions"]),
-                "labels_without_features": labels_in_window - len(joined),
+                "labels_without_features": built.labels_without_features,
+                # Older labels of an (entity, event time) replaced by a revision that landed later.
+                "labels_superseded": built.labels_superseded,
                 **{f"rows_{name}": int(counts.get(name, 0)) for name in ("train", "validation", "test")},
             }
         )

@@ -18,7 +18,12 @@ def compute_features(raw: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
         }
     )
     for feature in spec.features:
-        values = raw[feature.name] if feature.compute is None else feature.compute(raw)
+        if feature.compute is None and feature.name not in raw.columns and feature.name in spec.source.events:
+            # A landed column the spec gained after this day's raw partition was written: the partition,
+            # read at its recorded version, has no such column, and its rows have no value for it.
+            values = pd.Series([None] * len(raw), dtype=object)
+        else:
+            values = raw[feature.name] if feature.compute is None else feature.compute(raw)
         if len(values) != len(raw):
             raise ValueError(
                 f"feature {feature.name!r} of spec {spec.name!r} returned {len(values)} values for {len(raw)} rows"

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mlops_platform.storage.errors import storage_errors
+from mlops_platform.storage.errors import StorageError, storage_errors, storage_name
 
 if TYPE_CHECKING:  # pandas loads with the first read or write, not with the code location
     import pandas as pd
@@ -34,21 +34,43 @@ class CommitConflict(RuntimeError):
     """Concurrent writers kept winning the race for the next version; nothing of this write committed."""
 
 
+class SchemaConflict(StorageError):
+    """A write whose columns the table cannot take: a column of the table is missing, or changed type.
+
+    Permanent (a StorageError: never retried): the same frame is refused again. A table gains
+    columns (older rows read them as null) but never loses or retypes one in place, since every
+    version that pins the old rows must keep reading them as they were written.
+    """
+
+    def __init__(self, uri: str, removed: Mapping[str, str], retyped: Mapping[str, tuple[str, str]]):
+        self.storage, self.uri, self.operation = storage_name(uri), uri, "writing"
+        self.removed = tuple(removed)
+        self.retyped = tuple(retyped)
+        problems = []
+        if removed:
+            listed = ", ".join(f"{name!r} ({kind})" for name, kind in removed.items())
+            problems.append(f"the table's columns {listed} are missing from the write")
+        for name, (old, new) in retyped.items():
+            problems.append(f"column {name!r} is {old} in the table, {new} in the write")
+        RuntimeError.__init__(
+            self,
+            f"refusing to write to {uri}: {'; '.join(problems)}. A table can gain columns, but it cannot "
+            "lose or retype one in place: keep the column (and its type) in the spec, or write the changed "
+            "data to a new table (a new spec name) and backfill it",
+        )
+
+
 @dataclass(frozen=True)
 class WriteResult:
     uri: str
     version: int
     rows: int
+    # Columns this write added to the table's schema (older rows read them as null), in frame order.
+    added_columns: tuple[str, ...] = ()
 
 
 def join_uri(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *[p.strip("/") for p in parts]])
-
-
-def _timestamp_columns(frame: pd.DataFrame) -> list[str]:
-    import pandas as pd
-
-    return [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
 
 
 def write_table(
@@ -64,6 +86,11 @@ def write_table(
     With ``days``, only those day partitions are replaced (idempotent per partition: writing the same
     day twice leaves one copy of its rows); without, the whole table is replaced. Rows outside
     ``days`` are refused, so a partition write can never touch another partition.
+
+    A partition write may bring columns the table lacks: they are added to its schema (the other
+    partitions read them as null; older versions keep their schema) and listed in
+    ``WriteResult.added_columns``. A partition write that lacks a column of the table, or changes
+    its type, raises SchemaConflict and commits nothing. Replacing the whole table replaces its schema.
     """
     kwargs: dict = {"mode": "overwrite", "schema_mode": "overwrite" if days is None else None}
     if days is not None:
@@ -80,8 +107,8 @@ def write_table(
         kwargs["predicate"] = f"{DAY_COLUMN} IN ({', '.join(repr(d.isoformat()) for d in day_list)})"
     with storage_errors(uri, "writing"):
         # Replacing a whole table or some partitions is idempotent, so a lost race is simply re-run.
-        version = _commit(uri, frame, storage_options, commit_metadata, kwargs)
-    return WriteResult(uri=uri, version=version, rows=len(frame))
+        version, added = _commit(uri, frame, storage_options, commit_metadata, kwargs)
+    return WriteResult(uri=uri, version=version, rows=len(frame), added_columns=added)
 
 
 def append_table(
@@ -94,14 +121,14 @@ def append_table(
     """Append ``frame`` as one commit and return the version that commit created.
 
     Safe with any number of concurrent writers, in this process or others: each append lands as
-    exactly one commit, at the version returned.
+    exactly one commit, at the version returned. Columns evolve as for partition writes.
     """
     kwargs: dict = {"mode": "append"}
     if DAY_COLUMN in frame.columns:
         kwargs["partition_by"] = [DAY_COLUMN]
     with storage_errors(uri, "appending to"):
-        version = _commit(uri, frame, storage_options, commit_metadata, kwargs)
-    return WriteResult(uri=uri, version=version, rows=len(frame))
+        version, added = _commit(uri, frame, storage_options, commit_metadata, kwargs)
+    return WriteResult(uri=uri, version=version, rows=len(frame), added_columns=added)
 
 
 def _open(uri: str, storage_options: Mapping[str, str] | None):
@@ -121,8 +148,9 @@ def _commit(
     storage_options: Mapping[str, str] | None,
     commit_metadata: Mapping[str, str] | None,
     write_kwargs: dict,
-) -> int:
-    """Commit ``frame`` once and return the version of that commit, whatever other writers do.
+) -> tuple[int, tuple[str, ...]]:
+    """Commit ``frame`` once; return the version of that commit, whatever other writers do, and the
+    columns it added to the table's schema.
 
     The write goes through a DeltaTable object, whose state after the write is the snapshot of our
     own commit: its version is ours even when other writers committed meanwhile. (``history()`` is no
@@ -130,29 +158,44 @@ def _commit(
     listing the log as it is now, so concurrent commits shift every number.) A commit that loses the
     race more often than delta-rs retries raises CommitFailedError with nothing committed; it is
     written again, with jittered backoff, up to COMMIT_ATTEMPTS times.
+
+    Unless the whole table is replaced (``schema_mode="overwrite"``), the frame's columns are checked
+    against the table's on every attempt (a concurrent writer may have changed them): new columns are
+    merged into the schema, a missing or retyped column raises SchemaConflict before anything is written.
     """
     from deltalake import CommitProperties, Transaction, write_deltalake
     from deltalake.exceptions import CommitFailedError
 
     write_id = uuid.uuid4().hex
     metadata = {WRITE_ID_KEY: write_id, **(commit_metadata or {})}
-    data = _to_arrow(uri, frame, storage_options)
+    data = _to_arrow(frame)
+    replaces_schema = write_kwargs.get("schema_mode") == "overwrite"
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         table = _open(uri, storage_options)
         try:
             if table is not None:
-                write_deltalake(
-                    table, data, commit_properties=CommitProperties(custom_metadata=metadata), **write_kwargs
-                )
-                return table.version()
+                existing = _arrow_schema(table)
+                if replaces_schema:
+                    added: tuple[str, ...] = ()
+                    kwargs = write_kwargs
+                    ready = _fill_null_types(data, existing)
+                else:
+                    ready, added = _conform_to_table(uri, data, existing)
+                    kwargs = {**write_kwargs, "schema_mode": "merge"} if added else write_kwargs
+                write_deltalake(table, ready, commit_properties=CommitProperties(custom_metadata=metadata), **kwargs)
+                return table.version(), added
             # The first write creates the table; it carries an application transaction id so that we can
             # tell our commit from that of a writer who created the table at the same moment.
             app_id = f"{WRITE_ID_KEY}.{write_id}"
             properties = CommitProperties(custom_metadata=metadata, app_transactions=[Transaction(app_id, 0)])
             write_deltalake(
-                uri, data, storage_options=dict(storage_options or {}), commit_properties=properties, **write_kwargs
+                uri,
+                _fill_null_types(data, None),
+                storage_options=dict(storage_options or {}),
+                commit_properties=properties,
+                **write_kwargs,
             )
-            return _version_with_transaction(uri, app_id, storage_options)
+            return _version_with_transaction(uri, app_id, storage_options), ()
         except CommitFailedError as exc:
             if attempt == COMMIT_ATTEMPTS:
                 raise CommitConflict(
@@ -178,25 +221,93 @@ def _version_with_transaction(uri: str, app_id: str, storage_options: Mapping[st
     raise DeltaVersionNotFound(f"the commit that created {uri} ({app_id}) is not in its log")
 
 
-def _to_arrow(uri: str, frame: pd.DataFrame, storage_options: Mapping[str, str] | None):
-    """Arrow table of ``frame``; an empty text column (no values to infer from) is typed as the table has it."""
+def _to_arrow(frame: pd.DataFrame):
+    """Arrow table of ``frame``, with the day partition column typed as a date even when empty."""
     import pyarrow as pa
-    from deltalake import DeltaTable
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
     if DAY_COLUMN in table.column_names and not pa.types.is_date32(table.schema.field(DAY_COLUMN).type):
         # An empty day column has no values to infer a type from; partitions are always dates.
         index = table.column_names.index(DAY_COLUMN)
         table = table.set_column(index, pa.field(DAY_COLUMN, pa.date32()), table.column(DAY_COLUMN).cast(pa.date32()))
-    if not any(pa.types.is_null(field.type) for field in table.schema):
-        return table
-    try:
-        existing = pa.schema(DeltaTable(uri, storage_options=dict(storage_options or {})).schema().to_arrow())
-        known = {field.name: field.type for field in existing}
-    except Exception:  # noqa: BLE001 - no table yet: nothing to take types from
-        known = {}
-    fields = [pa.field(f.name, known.get(f.name, pa.string())) if pa.types.is_null(f.type) else f for f in table.schema]
-    return table.cast(pa.schema(fields))
+    return table
+
+
+def _arrow_schema(table):
+    import pyarrow as pa
+
+    return pa.schema(table.schema().to_arrow())
+
+
+def _fill_null_types(data, existing):
+    """A column with no values to infer a type from (empty, or all null) takes the table's type, or text."""
+    import pyarrow as pa
+
+    if not any(pa.types.is_null(field.type) for field in data.schema):
+        return data
+    known = {field.name: field.type for field in existing} if existing is not None else {}
+    fields = [pa.field(f.name, known.get(f.name, pa.string())) if pa.types.is_null(f.type) else f for f in data.schema]
+    return data.cast(pa.schema(fields))
+
+
+def delta_type_name(arrow_type) -> str:
+    """The Delta name of the type an Arrow column is stored as (``long``, ``string``, ``timestamp_ntz``)."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        return delta_type_name(arrow_type.value_type)
+    if pa.types.is_integer(arrow_type):
+        return {8: "byte", 16: "short", 32: "integer"}.get(arrow_type.bit_width, "long")
+    if pa.types.is_floating(arrow_type):
+        return "float" if arrow_type.bit_width <= 32 else "double"
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type):
+        return "string"
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_date(arrow_type):
+        return "date"
+    if pa.types.is_timestamp(arrow_type):
+        return "timestamp" if arrow_type.tz is not None else "timestamp_ntz"
+    if pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type):
+        return "binary"
+    return str(arrow_type)
+
+
+_INTEGER_WIDTH = {"byte": 8, "short": 16, "integer": 32, "long": 64}
+
+
+def _stores_losslessly(table_type: str, written_type: str) -> bool:
+    """Whether values of ``written_type`` keep their value in a ``table_type`` column (delta-rs casts
+    silently, so 1.5 into a long column would be stored as 1 and "1" as the number 1)."""
+    if table_type == written_type:
+        return True
+    if written_type in _INTEGER_WIDTH:
+        if table_type in _INTEGER_WIDTH:
+            return _INTEGER_WIDTH[written_type] <= _INTEGER_WIDTH[table_type]
+        return table_type in ("float", "double")
+    return written_type == "float" and table_type == "double"
+
+
+def _conform_to_table(uri: str, data, existing) -> tuple:
+    """``data`` ready to write into a table of schema ``existing``, and the columns it adds.
+
+    Raises SchemaConflict naming every column of the table the write lacks or would change the type of.
+    """
+    import pyarrow as pa
+
+    data = _fill_null_types(data, existing)
+    table_types = {field.name: delta_type_name(field.type) for field in existing}
+    written = {field.name: field.type for field in data.schema}
+    removed = {name: kind for name, kind in table_types.items() if name not in written}
+    retyped = {}
+    for name, arrow_type in written.items():
+        if name in table_types and not pa.types.is_null(arrow_type):
+            kind = delta_type_name(arrow_type)
+            if not _stores_losslessly(table_types[name], kind):
+                retyped[name] = (table_types[name], kind)
+    if removed or retyped:
+        raise SchemaConflict(uri, removed, retyped)
+    return data, tuple(name for name in written if name not in table_types)
 
 
 def read_table(
@@ -227,11 +338,9 @@ def read_table(
             literals = ", ".join(f"DATE '{d.isoformat()}'" for d in day_list)
             query += f" WHERE {DAY_COLUMN} IN ({literals})"
         result = pa.table(QueryBuilder().register("t", table).execute(query).read_all())
-    frame = result.select(schema.names).to_pandas()
-    # Delta stores microseconds; hand back the nanosecond dtype pandas wrote.
-    for column in _timestamp_columns(frame):
-        frame[column] = frame[column].astype("datetime64[ns]")
-    return frame
+    # Delta stores microseconds; hand back the nanosecond dtype pandas wrote, converted in the same pass
+    # (an astype afterwards copies every timestamp column a second time).
+    return result.select(schema.names).to_pandas(coerce_temporal_nanoseconds=True)
 
 
 def read_days_at_versions(

@@ -142,6 +142,8 @@ class DeltaIOManager(dg.ConfigurableIOManager):
                 # A range run writes its partitions in one commit; the counts are those of the run.
                 "partitions_written": len(days) if days is not None else 0,
                 "dagster/row_count": result.rows,
+                # Present only when this write evolved the table's schema (older rows read them as null).
+                **({"schema_added_columns": list(result.added_columns)} if result.added_columns else {}),
                 "dagster/column_schema": dg.TableSchema(
                     columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in obj.dtypes.items()]
                 ),
