@@ -1,0 +1,119 @@
+"""Model performance in production: realised once labels land, estimated from probabilities before.
+
+The estimate is confidence-based performance estimation (CBPE, as NannyML does it): with calibrated
+probabilities p, a row is a positive with probability p, so the expected confusion matrix (and the
+expected ROC curve) follow from p alone, without labels. Pure: no Dagster, no MLflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+CALIBRATION_BINS = 20
+
+
+def calibration_curve(probability: np.ndarray, label: np.ndarray, bins: int = CALIBRATION_BINS) -> dict[str, tuple]:
+    """Reliability curve (mean predicted, observed rate) over quantile bins, made non-decreasing."""
+    probability, label = np.asarray(probability, dtype=float), np.asarray(label, dtype=float)
+    if len(probability) == 0:
+        raise ValueError("calibration needs at least one (probability, label) pair")
+    order = np.argsort(probability, kind="stable")
+    chunks = [c for c in np.array_split(order, min(bins, len(order))) if len(c)]
+    x = np.array([probability[c].mean() for c in chunks])
+    y = np.maximum.accumulate(np.array([label[c].mean() for c in chunks]))
+    return {"x": tuple(float(v) for v in x), "y": tuple(float(v) for v in y)}
+
+
+def calibrate(probability: np.ndarray, curve: Mapping[str, tuple] | None) -> np.ndarray:
+    p = np.asarray(probability, dtype=float)
+    if not curve or not curve.get("x"):
+        return np.clip(p, 0.0, 1.0)
+    return np.clip(np.interp(p, curve["x"], curve["y"]), 0.0, 1.0)
+
+
+def estimate_metric(probability: np.ndarray, metric: str, curve: Mapping[str, tuple] | None = None) -> float | None:
+    """CBPE: the metric's expected value given (calibrated) probabilities; None when it has no estimate."""
+    p = calibrate(probability, curve)
+    if len(p) == 0:
+        return None
+    # The model's own decision (its most probable class), scored with the calibrated probabilities.
+    predicted = np.asarray(probability, dtype=float) >= 0.5
+    if metric == "accuracy":
+        return float(np.mean(np.where(predicted, p, 1 - p)))
+    if metric == "f1":
+        tp, fp, fn = p[predicted].sum(), (1 - p[predicted]).sum(), p[~predicted].sum()
+        return float(2 * tp / (2 * tp + fp + fn)) if (2 * tp + fp + fn) > 0 else None
+    if metric == "log_loss":
+        eps = 1e-15
+        raw = np.clip(np.asarray(probability, dtype=float), eps, 1 - eps)
+        return float(np.mean(-(p * np.log(raw) + (1 - p) * np.log(1 - raw))))
+    if metric == "roc_auc":
+        order = np.argsort(-np.asarray(probability, dtype=float), kind="stable")
+        pos, neg = p[order], 1 - p[order]
+        if pos.sum() == 0 or neg.sum() == 0:
+            return None
+        tpr = np.concatenate([[0.0], np.cumsum(pos) / pos.sum()])
+        fpr = np.concatenate([[0.0], np.cumsum(neg) / neg.sum()])
+        return float(np.trapezoid(tpr, fpr))
+    return None
+
+
+def realised_metric(metric: str, label: np.ndarray, prediction: np.ndarray, probability: np.ndarray | None) -> float:
+    """The metric on labelled rows: ValueError naming what is missing when it cannot be computed."""
+    from sklearn import metrics
+
+    label = np.asarray(label)
+    if len(label) == 0:
+        raise ValueError(f"{metric}: no labelled prediction to score")
+    if metric in ("roc_auc", "log_loss"):
+        if probability is None:
+            raise ValueError(f"{metric} needs predicted probabilities")
+        if len(np.unique(label)) < 2:
+            raise ValueError(f"{metric} needs both classes among the {len(label)} labelled rows")
+        return float(
+            metrics.roc_auc_score(label, probability)
+            if metric == "roc_auc"
+            else metrics.log_loss(label, probability, labels=[0, 1])
+        )
+    functions = {
+        "accuracy": metrics.accuracy_score,
+        "f1": metrics.f1_score,
+        "r2": metrics.r2_score,
+        "mae": metrics.mean_absolute_error,
+        "rmse": lambda y, p: float(np.sqrt(metrics.mean_squared_error(y, p))),
+    }
+    if metric not in functions:
+        raise ValueError(f"unknown metric {metric!r}")
+    return float(functions[metric](label, prediction))
+
+
+@dataclass(frozen=True)
+class Matched:
+    frame: pd.DataFrame  # predictions with their label
+    labels_without_prediction: int
+    label_days: tuple[str, ...]
+
+
+def match_labels(
+    predictions: pd.DataFrame, labels: pd.DataFrame, entity_key: str, event_timestamp: str, label: str, label_ts: str
+) -> Matched:
+    """Each label joined to the prediction made for its event (entity, event time).
+
+    The caller passes the labels of the predictions' events only; every label without a prediction
+    row is counted (never silently dropped): an event nobody scored, or a key that does not match.
+    """
+    keys = [entity_key, event_timestamp]
+    right = labels[[*keys, label, label_ts]].drop_duplicates(keys, keep="last")
+    merged = right.merge(predictions.drop_duplicates(keys, keep="last"), on=keys, how="left", indicator=True)
+    matched = merged[merged["_merge"] == "both"].drop(columns="_merge")
+    without = int((merged["_merge"] == "left_only").sum())
+    days = tuple(sorted({ts.date().isoformat() for ts in matched[label_ts]}))
+    return Matched(matched.reset_index(drop=True), without, days)
+
+
+def worse_by(value: float, reference: float, greater_is_better: bool) -> float:
+    return (reference - value) if greater_is_better else (value - reference)

@@ -1,0 +1,211 @@
+"""Reference profiles, drift scores and performance estimation: the pure functions of ml/."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.spatial import distance
+
+from mlops_platform.ml.drift import Thresholds, compare
+from mlops_platform.ml.performance import (
+    calibration_curve,
+    estimate_metric,
+    match_labels,
+    realised_metric,
+)
+from mlops_platform.ml.profile import OTHER, ProfileError, ReferenceProfile, build_profile
+
+KINDS = {"x": "numeric", "k": "numeric", "c": "categorical", "const": "numeric"}
+
+
+@pytest.fixture(scope="module")
+def reference() -> tuple[pd.DataFrame, ReferenceProfile]:
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(0.0, 1.0, 20_000),
+            "k": rng.poisson(3.0, 20_000).astype("int64"),
+            "c": rng.choice(["a", "b", "c"], 20_000, p=[0.5, 0.3, 0.2]),
+            "const": np.full(20_000, 5.0),
+        }
+    )
+    return frame, build_profile(frame, KINDS, pd.Series(rng.random(20_000)), metric="roc_auc", validation_metric=0.8)
+
+
+def _day(rng: np.random.Generator, n: int, shift: float = 0.0, p=(0.5, 0.3, 0.2)) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "x": rng.normal(shift, 1.0, n),
+            "k": rng.poisson(3.0, n).astype("int64"),
+            "c": rng.choice(["a", "b", "c"], n, p=list(p)),
+            "const": np.full(n, 5.0),
+        }
+    )
+
+
+def test_profile_is_compact_canonical_json_with_a_stable_hash(reference) -> None:
+    frame, profile = reference
+    data = profile.to_json()
+    assert len(data) <= 200_000
+    again = ReferenceProfile.from_json(data)
+    assert again.sha256() == profile.sha256() and again.to_json() == data
+    x = profile.columns["x"]
+    assert len(x.quantiles) == 1000 and abs(x.mean) < 0.05 and abs(x.std - 1) < 0.05
+    assert profile.columns["c"].frequencies == pytest.approx({"a": 0.5, "b": 0.3, "c": 0.2}, abs=0.01)
+    # The bootstrap noise shrinks with the sample size and is stored per size.
+    noise = profile.noise["x"]
+    assert noise[100] > noise[10_000] > 0
+    rebuilt = build_profile(frame, KINDS, None)
+    assert rebuilt.sha256() != profile.sha256()  # different content, different hash
+
+
+def test_scores_match_scipy_wasserstein_and_jensen_shannon(reference) -> None:
+    frame, profile = reference
+    rng = np.random.default_rng(2)
+    day = _day(rng, 20_000, shift=0.3, p=(0.3, 0.3, 0.4))
+    report = {c.column: c for c in compare(profile, day).columns}
+    exact = stats.wasserstein_distance(frame["x"], day["x"]) / np.std(frame["x"])
+    assert report["x"].score == pytest.approx(exact, rel=0.02)
+    shares = day["c"].value_counts(normalize=True)
+    exact_js = distance.jensenshannon([0.5, 0.3, 0.2, 0.0], [shares["a"], shares["b"], shares["c"], 0.0])
+    assert report["c"].score == pytest.approx(exact_js, abs=0.01)
+    assert report["x"].decision == "error" and report["c"].decision == "warn"
+    assert report["k"].decision == "ok"
+
+
+def test_no_shift_does_not_alarm_at_small_or_large_n(reference) -> None:
+    _, profile = reference
+    rng = np.random.default_rng(3)
+    for n in (50, 300, 5_000, 100_000):
+        report = compare(profile, _day(rng, n), pd.Series(rng.random(n)))
+        assert report.decision == "ok", (n, report.summary())
+
+
+def test_small_day_threshold_rises_to_the_noise_level(reference) -> None:
+    _, profile = reference
+    rng = np.random.default_rng(4)
+    small = {c.column: c for c in compare(profile, _day(rng, 60)).columns}
+    assert small["x"].warn_at > 0.1 and small["x"].warn_at == pytest.approx(profile.noise_at("x", 60))
+    large = {c.column: c for c in compare(profile, _day(rng, 20_000)).columns}
+    assert large["x"].warn_at == 0.1 and large["x"].error_at == 0.2
+
+
+def test_warn_and_error_severities_follow_the_thresholds(reference) -> None:
+    _, profile = reference
+    rng = np.random.default_rng(5)
+    decisions = {}
+    for shift in (0.0, 0.14, 0.5):
+        decisions[shift] = {c.column: c for c in compare(profile, _day(rng, 50_000, shift)).columns}["x"].decision
+    assert decisions == {0.0: "ok", 0.14: "warn", 0.5: "error"}
+    stricter = compare(profile, _day(rng, 50_000, 0.14), thresholds=Thresholds(warn=0.2, error=0.3))
+    assert {c.column: c for c in stricter.columns}["x"].decision == "ok"
+    with pytest.raises(ValueError, match="warn <= error"):
+        Thresholds(warn=0.3, error=0.2)
+
+
+def test_empty_day_is_no_data_not_a_pass(reference) -> None:
+    _, profile = reference
+    report = compare(profile, _day(np.random.default_rng(0), 0))
+    assert report.decision == "no_data"
+    assert "not assessed" in report.summary()
+
+
+def test_all_null_column_is_an_error_that_says_so(reference) -> None:
+    _, profile = reference
+    day = _day(np.random.default_rng(6), 1_000)
+    day["x"] = np.nan
+    day["c"] = None
+    report = {c.column: c for c in compare(profile, day).columns}
+    for column in ("x", "c"):
+        assert report[column].decision == "error" and report[column].score is None
+        assert "all 1000 values are null" in report[column].note
+
+
+def test_unseen_category_is_named_and_counts_as_drift(reference) -> None:
+    _, profile = reference
+    rng = np.random.default_rng(7)
+    day = _day(rng, 10_000)
+    day.loc[:2_999, "c"] = "brand_new"
+    result = {c.column: c for c in compare(profile, day).columns}["c"]
+    assert result.unseen_categories == {"brand_new": pytest.approx(0.3)}
+    assert "'brand_new' 30.0%" in result.note and result.decision == "error"
+    # A handful of unseen values is named, but is not drift.
+    few = _day(rng, 10_000)
+    few.loc[:4, "c"] = "rare"
+    result = {c.column: c for c in compare(profile, few).columns}["c"]
+    assert result.unseen_categories and result.decision == "ok"
+
+
+def test_constant_reference_column(reference) -> None:
+    _, profile = reference
+    rng = np.random.default_rng(8)
+    same = {c.column: c for c in compare(profile, _day(rng, 1_000)).columns}["const"]
+    assert same.score == 0.0 and same.decision == "ok" and "constant in the reference" in same.note
+    day = _day(rng, 1_000)
+    day["const"] = 6.0
+    moved = {c.column: c for c in compare(profile, day).columns}["const"]
+    assert np.isfinite(moved.score) and moved.decision == "error"
+
+
+def test_null_rate_change_alone_is_flagged(reference) -> None:
+    _, profile = reference
+    day = _day(np.random.default_rng(9), 10_000)
+    day.loc[:3_999, "k"] = np.nan
+    result = {c.column: c for c in compare(profile, day).columns}["k"]
+    assert result.decision != "ok" and "null rate 40.0%" in result.note
+
+
+def test_profile_refuses_empty_reference_and_bad_json() -> None:
+    with pytest.raises(ProfileError, match="no rows"):
+        build_profile(pd.DataFrame({"x": []}), {"x": "numeric"})
+    with pytest.raises(ProfileError, match="lacks column"):
+        build_profile(pd.DataFrame({"x": [1.0]}), {"y": "numeric"})
+    with pytest.raises(ProfileError, match="schema_version"):
+        ReferenceProfile.from_json(b'{"schema_version": 99}')
+
+
+def test_top_k_keeps_the_rest_as_other() -> None:
+    frame = pd.DataFrame({"c": [f"v{i % 80}" for i in range(8_000)]})
+    profile = build_profile(frame, {"c": "categorical"}, top_k=10, noise_sizes=(100,), replicates=3)
+    freq = profile.columns["c"].frequencies
+    assert len(freq) == 11 and freq[OTHER] == pytest.approx(0.875)
+
+
+def test_cbpe_estimates_roc_auc_and_accuracy_of_calibrated_probabilities() -> None:
+    rng = np.random.default_rng(10)
+    p = rng.beta(2, 5, 200_000)
+    y = (rng.random(len(p)) < p).astype(int)
+    assert estimate_metric(p, "roc_auc") == pytest.approx(realised_metric("roc_auc", y, p >= 0.5, p), abs=0.01)
+    assert estimate_metric(p, "accuracy") == pytest.approx(realised_metric("accuracy", y, p >= 0.5, p), abs=0.01)
+    assert estimate_metric(p, "f1") == pytest.approx(realised_metric("f1", y, (p >= 0.5).astype(int), p), abs=0.02)
+    assert estimate_metric(p, "mae") is None  # no estimate for a regression metric
+
+
+def test_calibration_corrects_overconfident_probabilities() -> None:
+    rng = np.random.default_rng(11)
+    true_p = rng.beta(2, 5, 100_000)
+    y = (rng.random(len(true_p)) < true_p).astype(int)
+    overconfident = np.clip(true_p * 1.8, 0, 1)
+    curve = calibration_curve(overconfident[:50_000], y[:50_000])
+    realised = realised_metric("accuracy", y[50_000:], overconfident[50_000:] >= 0.5, overconfident[50_000:])
+    raw = estimate_metric(overconfident[50_000:], "accuracy")
+    calibrated = estimate_metric(overconfident[50_000:], "accuracy", curve)
+    assert abs(calibrated - realised) < abs(raw - realised)
+    assert calibrated == pytest.approx(realised, abs=0.01)
+
+
+def test_labels_without_a_prediction_are_counted_not_dropped() -> None:
+    ts = pd.Timestamp("2026-10-01 10:00")
+    predictions = pd.DataFrame({"id": ["a", "b"], "ts": [ts, ts], "prediction": [1, 0], "probability": [0.9, 0.2]})
+    labels = pd.DataFrame(
+        {"id": ["a", "b", "zz"], "ts": [ts, ts, ts], "y": [1, 0, 1], "lts": [ts + pd.Timedelta(days=14)] * 3}
+    )
+    matched = match_labels(predictions, labels, "id", "ts", "y", "lts")
+    assert len(matched.frame) == 2 and matched.labels_without_prediction == 1
+    assert matched.label_days == ("2026-10-15",)
+    with pytest.raises(ValueError, match="both classes"):
+        realised_metric("roc_auc", np.array([1, 1]), np.array([1, 1]), np.array([0.9, 0.8]))
+    with pytest.raises(ValueError, match="no labelled prediction"):
+        realised_metric("mae", np.array([]), np.array([]), None)
