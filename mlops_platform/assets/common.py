@@ -61,14 +61,15 @@ def daily_partitions(spec: ModelSpec) -> dg.DailyPartitionsDefinition:
 def daily_freshness(spec: ModelSpec) -> dg.FreshnessPolicy:
     """A daily asset is late once its day plus ``freshness_hours`` has passed without an update.
 
-    Both windows are at least a day (the cadence): a healthy platform updates every daily asset once
-    a day, so a window shorter than 24 h would warn every evening in normal operation. The warning
-    comes at the cadence plus half the margin, the failure at the cadence plus the whole margin.
+    Both windows are longer than a day (the cadence): a healthy platform updates every daily asset
+    once a day, so the asset is a full 24 h old at the moment of each refresh, and a window of 24 h or
+    less would warn every day in normal operation. The failure comes at ``freshness_hours`` (at least
+    25 h), the warning halfway between the cadence and the failure (30 h for a 36 h margin).
     """
     margin = dt.timedelta(hours=spec.freshness_hours)
     day = dt.timedelta(hours=24)
     fail = max(margin, day + dt.timedelta(hours=1))
-    warn = min(fail - dt.timedelta(minutes=30), max(day, fail - margin / 2))
+    warn = day + (fail - day) / 2
     return dg.FreshnessPolicy.time_window(fail_window=fail, warn_window=warn)
 
 
