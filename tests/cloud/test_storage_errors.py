@@ -129,3 +129,35 @@ def test_a_refusing_store_fails_the_step_without_retries(tmp_path, instance, mon
     assert not result.success
     assert scenarios.retry_events(result) == 0
     assert "S3 refused writing" in scenarios.failure_messages(result)
+
+
+def test_permanent_errors_are_not_taken_for_outages_by_their_message() -> None:
+    """Issue 14 bug 10: substrings of a message never make an error transient; type and status do."""
+    import sqlite3
+
+    permanent = [
+        ValueError("Found input variables with inconsistent numbers of samples: [1503, 1502]"),
+        KeyError("connection_type"),
+        ValueError("customer C-429 has no feature row"),
+        PermissionError(13, "Permission denied: '/srv/lake/churn/raw'"),
+        FileNotFoundError(2, "No such file: 503.parquet"),
+        RuntimeError("connection string is malformed"),
+    ]
+    for exc in permanent:
+        assert not _is_transient(exc), exc
+    transient = [
+        ConnectionRefusedError(111, "Connection refused"),
+        TimeoutError("read timed out"),
+        sqlite3.OperationalError("database is locked"),
+        OSError("error sending request for url (http://127.0.0.1:1/bucket/key)"),
+    ]
+    for exc in transient:
+        assert _is_transient(exc), exc
+
+    class HttpError(Exception):
+        def __init__(self, status_code: int):
+            super().__init__(f"HTTP {status_code}")
+            self.status_code = status_code
+
+    assert _is_transient(HttpError(503)) and _is_transient(HttpError(429))
+    assert not _is_transient(HttpError(403))
