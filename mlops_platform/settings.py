@@ -66,10 +66,6 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
-def _is_local(uri: str) -> bool:
-    return is_local(uri)
-
-
 def _parent(uri: str) -> str:
     """The URI one level up (``s3://b/lake`` -> ``s3://b``); a bucket root is its own parent."""
     scheme, rest = uri.rstrip("/").split("://", 1)
@@ -226,7 +222,7 @@ class Settings(BaseModel):
     @property
     def bucket_root(self) -> str | None:
         """Where the lake's siblings (MLflow artifacts, compute logs) go: the URI above the lake root."""
-        return None if _is_local(self.lake_root) else _parent(self.lake_root)
+        return None if is_local(self.lake_root) else _parent(self.lake_root)
 
     @property
     def tracking_uri(self) -> str:

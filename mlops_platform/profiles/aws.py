@@ -24,11 +24,7 @@ class AwsProfile(CloudProfile):
                 options["AWS_ALLOW_HTTP"] = "true"
         return options
 
-    def pickle_io_manager(self, root: str) -> Any:
-        if is_local(root):
-            from mlops_platform.profiles.local import LocalProfile
-
-            return LocalProfile.pickle_io_manager(self, root)  # type: ignore[arg-type]
+    def object_store_pickles(self, root: str) -> Any:
         from mlops_platform.storage.pickles import S3Pickles
 
         bucket, prefix = bucket_and_key(root)

@@ -32,13 +32,9 @@ class AzureProfile(CloudProfile):
                 options["allow_http"] = "true"
         return options
 
-    def pickle_io_manager(self, root: str) -> Any:
+    def object_store_pickles(self, root: str) -> Any:
         import dagster as dg
 
-        if is_local(root):
-            from mlops_platform.profiles.local import LocalProfile
-
-            return LocalProfile.pickle_io_manager(self, root)  # type: ignore[arg-type]
         from mlops_platform.storage.pickles import AzureBlobPickles
 
         bucket, prefix = bucket_and_key(root)

@@ -65,10 +65,19 @@ class Profile(abc.ABC):
             options["retry_timeout"] = f"{self.settings.storage_retry_seconds}s"
         return options
 
-    @abc.abstractmethod
     def pickle_io_manager(self, root: str) -> Any:
-        """The IO manager (resource key ``io_manager``) that pickles non-tabular outputs under ``root``.
-        It must create no client until a step uses it."""
+        """The IO manager (resource key ``io_manager``) that pickles non-tabular outputs under ``root``:
+        Dagster's filesystem one for a local path (any profile may keep objects on a mounted volume),
+        the profile's object-store one otherwise. It creates no client until a step uses it."""
+        if is_local(root):
+            import dagster as dg
+
+            return dg.FilesystemIOManager(base_dir=root.removeprefix("file://"))
+        return self.object_store_pickles(root)
+
+    @abc.abstractmethod
+    def object_store_pickles(self, root: str) -> Any:
+        """The pickle IO manager for ``root`` on this profile's object store (a URI of ``schemes``)."""
 
     def default_pickle_root(self) -> str:
         """Where pickled outputs go when MLOPS_OBJECTS_ROOT is unset: inside the lake prefix, so an

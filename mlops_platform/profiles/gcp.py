@@ -21,11 +21,7 @@ class GcpProfile(CloudProfile):
                 "Keep the lake on a local path to run against a GCS emulator, or unset the endpoint."
             )
 
-    def pickle_io_manager(self, root: str) -> Any:
-        if is_local(root):
-            from mlops_platform.profiles.local import LocalProfile
-
-            return LocalProfile.pickle_io_manager(self, root)  # type: ignore[arg-type]
+    def object_store_pickles(self, root: str) -> Any:
         from mlops_platform.storage.pickles import GCSPickles
 
         bucket, prefix = bucket_and_key(root)

@@ -20,10 +20,11 @@ class LocalProfile(Profile):
             if value is not None and not is_local(value):
                 raise SettingsError(f"{variable}={value!r}: the local profile keeps its data on local disk")
 
-    def pickle_io_manager(self, root: str) -> Any:
-        import dagster as dg
+    def object_store_pickles(self, root: str) -> Any:
+        from mlops_platform.settings import SettingsError
 
-        return dg.FilesystemIOManager(base_dir=root.removeprefix("file://"))
+        # validate() already refuses such a root; this is the contract's answer if called directly.
+        raise SettingsError(f"MLOPS_OBJECTS_ROOT={root!r}: the local profile keeps its data on local disk")
 
     def default_pickle_root(self) -> str:
         return str(self.settings.home / "objects")
