@@ -7,7 +7,6 @@ taints, the service-account names, the outputs that fill the placeholders.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from dagster_chart import helm_merge
 
 REPO = Path(__file__).resolve().parents[2]
 HELM = REPO / "deploy" / "helm"
@@ -29,15 +29,6 @@ SA_ANNOTATION = {
     "azure": "azure.workload.identity/client-id",
 }
 EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute"}
-
-
-def helm_merge(base: Any, override: Any) -> Any:
-    if isinstance(base, dict) and isinstance(override, dict):
-        merged = dict(base)
-        for key, value in override.items():
-            merged[key] = helm_merge(base[key], value) if key in base else copy.deepcopy(value)
-        return merged
-    return copy.deepcopy(override)
 
 
 def load_yaml(path: Path) -> Any:
