@@ -9,6 +9,7 @@ NPM ?= npm
 NODE_STAMP := node_modules/.package-lock.json
 HOST ?= 127.0.0.1
 PORT ?= 3000
+SERVE_PORT ?= 8080
 DEMO_DAYS ?= 30
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export MLOPS_HOME ?= $(CURDIR)/.mlops
@@ -44,7 +45,12 @@ demo-data: install
 		done; \
 	fi
 
+# The serving app runs beside Dagster on loopback (the endpoint assets deploy to it) and is stopped
+# (SIGTERM: drains, exits 0) when dagster dev exits. Its token: MLOPS_SERVING_TOKEN, else generated in
+# $(MLOPS_HOME)/serving/token.
 dev: install demo-data $(DAGSTER_HOME)/dagster.yaml
+	@$(BIN)/mlops-platform serve --host 127.0.0.1 --port $(SERVE_PORT) & serve=$$!; \
+	trap 'kill $$serve 2>/dev/null; wait $$serve 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
 	$(BIN)/dagster dev -h $(HOST) -p $(PORT)
 
 lint: install
@@ -64,10 +70,18 @@ mlflow-ui: install
 		--backend-store-uri sqlite:///$(MLOPS_HOME)/mlflow/mlflow.db \
 		--default-artifact-root $(MLOPS_HOME)/mlflow/artifacts
 
+# serving.py needs wrk (Debian: apt-get install -y wrk) and both champions in MLOPS_HOME (run `make dev`
+# until they are promoted); drift.py needs Evidently, in the uv group
+# `bench`, installed for it alone and removed again after it, whatever its outcome.
 bench: install
 	$(BIN)/python benchmarks/family.py
 	$(BIN)/python benchmarks/import_time.py
 	$(BIN)/python benchmarks/delta_io.py
+	$(BIN)/python benchmarks/landing_sensor.py
+	$(BIN)/python benchmarks/serving.py --home $(MLOPS_HOME)
+	$(UV) sync --frozen --group bench --compile-bytecode --python $(PYTHON)
+	$(BIN)/python benchmarks/drift.py; status=$$?; \
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON); exit $$status
 
 clean:
 	rm -rf $(VENV) .tools node_modules .pytest_cache .ruff_cache .mypy_cache

@@ -18,6 +18,7 @@ connection string) reaches it as a ``dagster.EnvVar``, so the Dagster UI shows o
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mlops_platform.profiles.azure import AZURE_CONNECTION_STRING_VAR
 from mlops_platform.profiles.base import COMPUTE_LOGS_PREFIX, MLFLOW_PREFIX, OBJECTS_DIR, Profile, is_local
 
-__all__ = ["COMPUTE_LOGS_PREFIX", "MLFLOW_PREFIX", "OBJECTS_DIR", "Settings", "SettingsError"]
+__all__ = ["COMPUTE_LOGS_PREFIX", "MLFLOW_PREFIX", "OBJECTS_DIR", "ServingSettings", "Settings", "SettingsError"]
 # The landing zone's limits: variable -> LandingZone field (unset: the resource's default).
 LANDING_LIMITS: dict[str, str] = {
     "MLOPS_LANDING_MAX_FILE_BYTES": "max_file_bytes",
@@ -37,6 +38,24 @@ LANDING_LIMITS: dict[str, str] = {
     "MLOPS_LANDING_MAX_FUTURE_DAYS": "max_future_days",
     "MLOPS_LANDING_SENSOR_LOOKBACK_DAYS": "sensor_lookback_days",
 }
+# The serving deployer's settings: variable -> Settings.serving field. Each cloud profile's deployer
+# names the ones it needs (``Profile.deployer``); MLOPS_SERVING_TOKEN is only checked for presence.
+SERVING_VARIABLES: tuple[str, ...] = (
+    "MLOPS_SERVING_URL",
+    "MLOPS_SERVING_TOKEN",
+    "MLOPS_SERVING_IMAGE_URI",
+    "MLOPS_SERVING_ARTIFACT_URI",
+    "MLOPS_SERVING_NAME_PREFIX",
+    "MLOPS_SERVING_INSTANCE_TYPE",
+    "MLOPS_SAGEMAKER_ROLE_ARN",
+    "MLOPS_SAGEMAKER_ROLLBACK_ALARMS",
+    "MLOPS_VERTEX_LOCATION",
+    "AZURE_SUBSCRIPTION_ID",
+    "MLOPS_AZUREML_RESOURCE_GROUP",
+    "MLOPS_AZUREML_WORKSPACE",
+    "MLOPS_AZUREML_LOCATION",
+    "MLOPS_AZUREML_ENDPOINT_IDENTITY",
+)
 # Every variable Settings.from_env reads. The SDK-standard names are the ones the SDKs and
 # deploy/helm/platform/platform-env-<cloud>.yaml already use, so one variable configures both.
 EXECUTORS: tuple[str, ...] = ("in_process", "multiprocess", "k8s")
@@ -59,6 +78,7 @@ ENVIRONMENT_VARIABLES: tuple[str, ...] = (
     "AZURE_STORAGE_ACCOUNT_NAME",
     AZURE_CONNECTION_STRING_VAR,  # only whether it is set; its value reaches resources as an EnvVar
     "GOOGLE_CLOUD_PROJECT",
+    *SERVING_VARIABLES,
 )
 
 
@@ -85,6 +105,112 @@ def _seconds(env: Mapping[str, str], name: str) -> int | None:
     if seconds <= 0:
         raise SettingsError(f"{name}={value!r} must be positive")
     return seconds
+
+
+class ServingSettings(BaseModel):
+    """Where endpoints are deployed (the profile's deployer). Unset values stay None: the definitions
+    load, and the endpoint materialization fails naming the variable its deployer needs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(default="http://127.0.0.1:8080", description="The local serving app (MLOPS_SERVING_URL).")
+    token_set: bool = Field(
+        default=False,
+        description="MLOPS_SERVING_TOKEN is set (its value reaches the deployer as an EnvVar); otherwise the "
+        "local app's generated token under MLOPS_HOME/serving/token is used.",
+    )
+    image_uri: str | None = Field(
+        default=None, description="The serving image for the cloud (MLOPS_SERVING_IMAGE_URI)."
+    )
+    artifact_uri: str | None = Field(
+        default=None,
+        description="Where SageMaker's model.tar.gz files go (MLOPS_SERVING_ARTIFACT_URI); "
+        "default <artifact root>/sagemaker.",
+    )
+    name_prefix: str = Field(
+        default="mlops",
+        description="Prefix of cloud endpoint resources (MLOPS_SERVING_NAME_PREFIX), as Terraform grants.",
+    )
+    instance_type: str | None = Field(
+        default=None, description="Cloud instance / machine type (MLOPS_SERVING_INSTANCE_TYPE)."
+    )
+    sagemaker_role_arn: str | None = Field(
+        default=None, description="SageMaker execution role (MLOPS_SAGEMAKER_ROLE_ARN)."
+    )
+    sagemaker_rollback_alarms: tuple[str, ...] = Field(
+        default=(),
+        description="CloudWatch alarms that roll a blue/green update back (MLOPS_SAGEMAKER_ROLLBACK_ALARMS).",
+    )
+    vertex_location: str | None = Field(default=None, description="Vertex AI region (MLOPS_VERTEX_LOCATION).")
+    azure_subscription_id: str | None = Field(default=None, description="Azure subscription (AZURE_SUBSCRIPTION_ID).")
+    azureml_resource_group: str | None = Field(default=None, description="(MLOPS_AZUREML_RESOURCE_GROUP).")
+    azureml_workspace: str | None = Field(default=None, description="Azure ML workspace (MLOPS_AZUREML_WORKSPACE).")
+    azureml_location: str | None = Field(default=None, description="Azure region (MLOPS_AZUREML_LOCATION).")
+    azureml_endpoint_identity: str | None = Field(
+        default=None,
+        description="Resource id of the user-assigned identity endpoints run as (MLOPS_AZUREML_ENDPOINT_IDENTITY, "
+        "Terraform's AZUREML_ENDPOINT_IDENTITY: pulls the image, reads mlflow/).",
+    )
+
+
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,30}$")
+_REGION = re.compile(r"^[a-z]+(-[a-z0-9]+)+$|^[a-z]+[0-9a-z]*$")
+
+
+def _serving(env: Mapping[str, str]) -> ServingSettings:
+    def get(name: str) -> str | None:
+        return env.get(name, "").strip() or None
+
+    role = get("MLOPS_SAGEMAKER_ROLE_ARN")
+    if role is not None and not _ROLE_ARN.match(role):
+        raise SettingsError(
+            "MLOPS_SAGEMAKER_ROLE_ARN is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)"
+        )
+    prefix = get("MLOPS_SERVING_NAME_PREFIX") or "mlops"
+    if not _NAME.match(prefix):
+        raise SettingsError(
+            f"MLOPS_SERVING_NAME_PREFIX={prefix!r}: letters, digits and '-', starting with a letter or digit, "
+            "at most 31 characters (endpoint names are limited)"
+        )
+    artifact = get("MLOPS_SERVING_ARTIFACT_URI")
+    if artifact is not None and "://" not in artifact:
+        raise SettingsError(f"MLOPS_SERVING_ARTIFACT_URI={artifact!r} must be a bucket URI such as s3://bucket/prefix")
+    for variable in ("MLOPS_VERTEX_LOCATION", "MLOPS_AZUREML_LOCATION"):
+        value = get(variable)
+        if value is not None and not _REGION.match(value):
+            raise SettingsError(f"{variable}={value!r} is not a region name such as europe-west4 or westeurope")
+    subscription = get("AZURE_SUBSCRIPTION_ID")
+    if subscription is not None and not re.fullmatch(
+        r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", subscription
+    ):
+        raise SettingsError("AZURE_SUBSCRIPTION_ID is not a subscription id (a GUID)")
+    token = get("MLOPS_SERVING_TOKEN")
+    if token is not None and len(token) < 16:
+        raise SettingsError("MLOPS_SERVING_TOKEN is shorter than 16 characters")
+    identity = get("MLOPS_AZUREML_ENDPOINT_IDENTITY")
+    if identity is not None and "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" not in identity:
+        raise SettingsError(
+            "MLOPS_AZUREML_ENDPOINT_IDENTITY is not a user-assigned identity's resource id "
+            "(/subscriptions/.../providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>)"
+        )
+    alarms = tuple(a.strip() for a in (get("MLOPS_SAGEMAKER_ROLLBACK_ALARMS") or "").split(",") if a.strip())
+    return ServingSettings(
+        url=_http_url("MLOPS_SERVING_URL", get("MLOPS_SERVING_URL")) or "http://127.0.0.1:8080",
+        token_set=token is not None,
+        image_uri=get("MLOPS_SERVING_IMAGE_URI"),
+        artifact_uri=artifact,
+        name_prefix=prefix,
+        instance_type=get("MLOPS_SERVING_INSTANCE_TYPE"),
+        sagemaker_role_arn=role,
+        sagemaker_rollback_alarms=alarms,
+        vertex_location=get("MLOPS_VERTEX_LOCATION"),
+        azure_subscription_id=subscription,
+        azureml_resource_group=get("MLOPS_AZUREML_RESOURCE_GROUP"),
+        azureml_workspace=get("MLOPS_AZUREML_WORKSPACE"),
+        azureml_location=get("MLOPS_AZUREML_LOCATION"),
+        azureml_endpoint_identity=identity,
+    )
 
 
 class Settings(BaseModel):
@@ -138,6 +264,9 @@ class Settings(BaseModel):
     landing_limits: dict[str, int] = Field(
         default_factory=dict,
         description="LandingZone limits set in the environment (MLOPS_LANDING_*), by field name.",
+    )
+    serving: ServingSettings = Field(
+        default_factory=ServingSettings, description="The endpoint deployer's settings (MLOPS_SERVING_*, ...)."
     )
     executor: Literal["in_process", "multiprocess", "k8s"] = Field(
         default="in_process",
@@ -195,6 +324,7 @@ class Settings(BaseModel):
                 mlflow_ui_url=_http_url("MLOPS_MLFLOW_UI_URL", get("MLOPS_MLFLOW_UI_URL")) or "http://127.0.0.1:5000",
                 spec_modules=_modules(get("MLOPS_SPECS")),
                 landing_limits=_landing_limits(env),
+                serving=_serving(env),
                 executor=executor,  # type: ignore[arg-type]
             )
         except ValidationError as exc:
@@ -345,7 +475,8 @@ def executor_for(settings: Settings) -> Any:
 
 
 def resources_for(settings: Settings, *, secrets_as_env_vars: bool = False) -> dict[str, Any]:
-    """The whole resource set of the profile: IO managers, landing zone and MLflow registry.
+    """The whole resource set of the profile: IO managers, landing zone, MLflow registry and the
+    serving deployer (``deployer``, the profile's ``Profile.deployer``).
 
     ``secrets_as_env_vars`` (what the code location uses): a tracking URI that came from the
     environment reaches the resources as a ``dagster.EnvVar``, resolved when a run or tick initialises
@@ -378,6 +509,7 @@ def resources_for(settings: Settings, *, secrets_as_env_vars: bool = False) -> d
             artifact_root=settings.artifact_root,
             ui_url=settings.mlflow_ui_url,
         ),
+        "deployer": settings.cloud.deployer(),
         "mlflow": lazy_mlflow_tracking.configured(
             {
                 "experiment_name": OPERATIONS_EXPERIMENT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops_platform.profiles.base import CloudProfile, bucket_and_key, is_local
+from mlops_platform.profiles.base import CloudProfile, bucket_and_key, is_local, missing_settings, unconfigured
 
 
 class AwsProfile(CloudProfile):
@@ -47,3 +47,33 @@ class AwsProfile(CloudProfile):
         if self.settings.storage_endpoint_url:
             config["endpoint_url"] = self.settings.storage_endpoint_url
         return {"module": "dagster_aws.s3.compute_log_manager", "class": "S3ComputeLogManager", "config": config}
+
+    def deployer(self) -> Any:
+        """SageMaker: the serving image as a real-time endpoint, model.tar.gz under the MLflow artifact root."""
+        from mlops_platform.serving.deployers.sagemaker import SageMakerDeployer
+
+        serving, settings = self.settings.serving, self.settings
+        artifact = serving.artifact_uri
+        if artifact is None and settings.artifact_root.startswith("s3://"):
+            artifact = f"{settings.artifact_root.rstrip('/')}/sagemaker"
+        missing = missing_settings(
+            {
+                "AWS_REGION": settings.aws_region,
+                "MLOPS_SAGEMAKER_ROLE_ARN": serving.sagemaker_role_arn,
+                "MLOPS_SERVING_IMAGE_URI": serving.image_uri,
+                "MLOPS_SERVING_ARTIFACT_URI (or an s3:// MLflow artifact root)": artifact,
+            }
+        )
+        if missing:
+            return unconfigured("sagemaker", missing)
+        assert settings.aws_region and serving.sagemaker_role_arn and serving.image_uri and artifact
+        return SageMakerDeployer(
+            region=settings.aws_region,
+            role_arn=serving.sagemaker_role_arn,
+            image_uri=serving.image_uri,
+            artifact_uri=artifact,
+            tracking_uri=settings.tracking_uri,
+            name_prefix=serving.name_prefix,
+            rollback_alarms=list(serving.sagemaker_rollback_alarms),
+            instance_type=serving.instance_type or "ml.m5.large",
+        )

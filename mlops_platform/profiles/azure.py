@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops_platform.profiles.base import MLFLOW_PREFIX, CloudProfile, bucket_and_key, is_local
+from mlops_platform.profiles.base import (
+    MLFLOW_PREFIX,
+    CloudProfile,
+    bucket_and_key,
+    is_local,
+    missing_settings,
+    unconfigured,
+)
 
 AZURE_CONNECTION_STRING_VAR = "AZURE_STORAGE_CONNECTION_STRING"
 
@@ -65,3 +72,34 @@ class AzureProfile(CloudProfile):
                 "default_azure_credential": {},
             },
         }
+
+    def deployer(self) -> Any:
+        """Azure ML: a managed online endpoint, blue/green deployments of the serving image."""
+        from mlops_platform.serving.deployers.azureml import AzureMLDeployer
+
+        serving, settings = self.settings.serving, self.settings
+        missing = missing_settings(
+            {
+                "AZURE_SUBSCRIPTION_ID": serving.azure_subscription_id,
+                "MLOPS_AZUREML_RESOURCE_GROUP": serving.azureml_resource_group,
+                "MLOPS_AZUREML_WORKSPACE": serving.azureml_workspace,
+                "MLOPS_AZUREML_LOCATION": serving.azureml_location,
+                "MLOPS_AZUREML_ENDPOINT_IDENTITY": serving.azureml_endpoint_identity,
+                "MLOPS_SERVING_IMAGE_URI": serving.image_uri,
+            }
+        )
+        if missing:
+            return unconfigured("azureml", missing)
+        assert serving.azure_subscription_id and serving.azureml_resource_group and serving.azureml_workspace
+        assert serving.azureml_location and serving.image_uri and serving.azureml_endpoint_identity
+        return AzureMLDeployer(
+            subscription_id=serving.azure_subscription_id,
+            resource_group=serving.azureml_resource_group,
+            workspace=serving.azureml_workspace,
+            location=serving.azureml_location,
+            image_uri=serving.image_uri,
+            endpoint_identity_id=serving.azureml_endpoint_identity,
+            tracking_uri=settings.tracking_uri,
+            name_prefix=serving.name_prefix,
+            instance_type=serving.instance_type or "Standard_DS3_v2",
+        )

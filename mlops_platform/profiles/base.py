@@ -97,6 +97,29 @@ class Profile(abc.ABC):
         """The instance's ``compute_logs`` block for logs under ``root``; None keeps them on local disk."""
         return None
 
+    @abc.abstractmethod
+    def deployer(self) -> Any:
+        """The serving deployer (resource key ``deployer``, a ``serving.deployers.base.Deployer``) that the
+        endpoint asset deploys champions through: the local serving app, SageMaker, Vertex AI, Azure ML.
+
+        Contract: built from ``self.settings.serving`` alone, no network and no SDK import (the deployer
+        creates its clients on first use); a secret (the serving token) reaches it as a
+        ``dagster.EnvVar``. When a variable the target needs is unset, return
+        ``unconfigured(kind, [variables])``: the definitions still load and the endpoint
+        materialization fails with a message naming the variables."""
+
+
+def unconfigured(kind: str, missing: list[str]) -> Any:
+    """A deployer whose every call fails naming the ``missing`` variables."""
+    from mlops_platform.serving.deployers.base import UnconfiguredDeployer
+
+    return UnconfiguredDeployer(kind=kind, missing=missing)
+
+
+def missing_settings(required: dict[str, Any]) -> list[str]:
+    """The variable names in ``required`` (variable -> value) whose value is unset."""
+    return [variable for variable, value in required.items() if not value]
+
 
 class CloudProfile(Profile):
     """A profile whose lake lives in an object store: MLOPS_STORAGE_ROOT is required and must use

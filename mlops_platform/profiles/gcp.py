@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops_platform.profiles.base import CloudProfile, bucket_and_key, is_local
+from mlops_platform.profiles.base import CloudProfile, bucket_and_key, is_local, missing_settings, unconfigured
 
 
 class GcpProfile(CloudProfile):
@@ -44,3 +44,27 @@ class GcpProfile(CloudProfile):
             "class": "GCSComputeLogManager",
             "config": {"bucket": bucket, "prefix": prefix, "upload_interval": upload_interval},
         }
+
+    def deployer(self) -> Any:
+        """Vertex AI: the serving image as a model on an endpoint, the version's MLflow folder on GCS as artifact."""
+        from mlops_platform.serving.deployers.vertex import VertexDeployer
+
+        serving, settings = self.settings.serving, self.settings
+        missing = missing_settings(
+            {
+                "GOOGLE_CLOUD_PROJECT": settings.gcp_project,
+                "MLOPS_VERTEX_LOCATION": serving.vertex_location,
+                "MLOPS_SERVING_IMAGE_URI": serving.image_uri,
+            }
+        )
+        if missing:
+            return unconfigured("vertex", missing)
+        assert settings.gcp_project and serving.vertex_location and serving.image_uri
+        return VertexDeployer(
+            project=settings.gcp_project,
+            location=serving.vertex_location,
+            image_uri=serving.image_uri,
+            tracking_uri=settings.tracking_uri,
+            name_prefix=serving.name_prefix,
+            machine_type=serving.instance_type or "n1-standard-2",
+        )

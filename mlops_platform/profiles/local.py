@@ -28,3 +28,18 @@ class LocalProfile(Profile):
 
     def default_pickle_root(self) -> str:
         return str(self.settings.home / "objects")
+
+    def deployer(self) -> Any:
+        """The running ``mlops-platform serve`` app at MLOPS_SERVING_URL; its token is MLOPS_SERVING_TOKEN
+        (as an EnvVar) or, unset, the one the app generated under MLOPS_HOME/serving/token."""
+        import dagster as dg
+
+        from mlops_platform.serving.deployers.local import LocalDeployer
+        from mlops_platform.serving.token import TOKEN_VAR, token_file
+
+        serving = self.settings.serving
+        return LocalDeployer(
+            url=serving.url,
+            token=dg.EnvVar(TOKEN_VAR) if serving.token_set else None,
+            token_file=str(token_file(self.settings.home)),
+        )

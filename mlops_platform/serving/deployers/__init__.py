@@ -1,0 +1,1 @@
+"""Deployers: one class per serving target behind the contract in ``base``."""
