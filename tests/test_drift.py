@@ -209,3 +209,56 @@ def test_labels_without_a_prediction_are_counted_not_dropped() -> None:
         realised_metric("roc_auc", np.array([1, 1]), np.array([1, 1]), np.array([0.9, 0.8]))
     with pytest.raises(ValueError, match="no labelled prediction"):
         realised_metric("mae", np.array([]), np.array([]), None)
+
+
+def test_a_discrete_numeric_column_is_compared_by_its_values_as_evidently_does() -> None:
+    rng = np.random.default_rng(12)
+    n = 50_000
+    frame = pd.DataFrame({"flag": (rng.random(n) < 0.5).astype("int64"), "x": rng.normal(0, 1, n)})
+    profile = build_profile(frame, {"flag": "numeric", "x": "numeric"}, noise_sizes=(100, 1_000, 10_000))
+    assert profile.columns["flag"].frequencies == pytest.approx({"0.0": 0.5, "1.0": 0.5}, abs=0.01)
+    assert not profile.columns["x"].frequencies
+
+    def flag(share: float, values=(0, 1)) -> dict:
+        day = pd.DataFrame({"flag": np.where(rng.random(n) < share, values[1], values[0]), "x": rng.normal(0, 1, n)})
+        return {c.column: c for c in compare(profile, day).columns}["flag"]
+
+    # W1 / std of a 0/1 flag is twice its share change: 0.12 here, drift as continuous; 0.042 as values.
+    small = flag(0.56)
+    assert small.method == "jensen_shannon" and small.decision == "ok"
+    assert small.score == pytest.approx(distance.jensenshannon([0.5, 0.5], [0.44, 0.56]), abs=0.01)
+    assert flag(0.85).decision == "error"
+    # A day that brings the column past five distinct values is scored as continuous, as Evidently does.
+    spread = pd.DataFrame({"flag": rng.integers(0, 8, n), "x": rng.normal(0, 1, n)})
+    wide = {c.column: c for c in compare(profile, spread).columns}["flag"]
+    assert wide.method == "wasserstein_norm" and wide.decision == "error"
+    # No false alarm at small n: the noise level of the value comparison is stored too.
+    calm = pd.DataFrame({"flag": (rng.random(150) < 0.5).astype("int64"), "x": rng.normal(0, 1, 150)})
+    assert compare(profile, calm).decision == "ok"
+
+
+def test_prediction_drift_uses_the_profile_of_the_version_that_scored_the_day(reference) -> None:
+    frame, profile = reference
+    rng = np.random.default_rng(13)
+    shifted = build_profile(frame, KINDS, pd.Series(rng.random(len(frame)) * 0.2))
+    day, prediction = _day(rng, 5_000), pd.Series(rng.random(5_000) * 0.2)
+    against_champion = {c.column: c for c in compare(profile, day, prediction).columns}["prediction"]
+    against_scorer = {c.column: c for c in compare(profile, day, prediction, prediction_profile=shifted).columns}
+    assert against_champion.decision == "error" and against_scorer["prediction"].decision == "ok"
+    assert against_scorer["x"].decision == "ok"  # features still against the champion's profile
+
+
+def test_chart_reads_at_a_glance_for_every_kind_of_column(reference) -> None:
+    from mlops_platform.ml.drift import chart
+
+    _, profile = reference
+    rng = np.random.default_rng(14)
+    moved = chart(profile.columns["x"], pd.Series(rng.normal(3, 1, 1_000)))
+    lines = moved.splitlines()
+    assert lines[0] == "**x**" and lines[2] == "| bin | reference | current |"
+    assert len(lines) == 4 + 11 and lines[-1].startswith("| >= ")  # ten deciles and above the reference's maximum
+    constant = chart(profile.columns["const"], pd.Series(np.full(100, 6.0)))
+    assert "| = 5 |" in constant and "other values" in constant and "100.0% |" in constant.splitlines()[-1]
+    piped = build_profile(pd.DataFrame({"c": ["a|b"] * 10 + ["c"] * 10}), {"c": "categorical"}, None)
+    assert "| a\\|b |" in chart(piped.columns["c"], pd.Series(["a|b", "new|one"]))
+    assert chart(profile.columns["__prediction__"], pd.Series(rng.random(100))).startswith("**prediction**")

@@ -19,13 +19,16 @@ import numpy as np
 import pandas as pd
 
 from mlops_platform.ml.profile import (
+    DISCRETE_VALUES,
     OTHER,
     PREDICTION,
+    WASSERSTEIN_NOISE,
     ColumnProfile,
     ReferenceProfile,
     categorical_values,
     numeric_values,
     quantiles,
+    value_key,
 )
 
 Decision = Literal["ok", "warn", "error", "no_data"]
@@ -50,6 +53,21 @@ def numeric_score(reference: ColumnProfile, values: np.ndarray) -> float:
     """W1(reference, values) / max(reference std, 0.001), from the quantile grid."""
     current = quantiles(values)
     return float(np.mean(np.abs(current - np.asarray(reference.quantiles)))) / reference.norm
+
+
+def discrete_score(reference: ColumnProfile, values: np.ndarray) -> float | None:
+    """Jensen-Shannon distance over the values of a discrete numeric column; None when the reference is not
+    discrete or the day brings it past DISCRETE_VALUES distinct values (then it is scored as continuous)."""
+    if not reference.discrete:
+        return None
+    distinct, counts = np.unique(values, return_counts=True)
+    current = {value_key(v): c / len(values) for v, c in zip(distinct, counts, strict=True)}
+    keys = list(dict.fromkeys([*reference.frequencies, *current]))
+    if len(keys) > DISCRETE_VALUES:
+        return None
+    return jensen_shannon(
+        np.array([reference.frequencies.get(k, 0.0) for k in keys]), np.array([current.get(k, 0.0) for k in keys])
+    )
 
 
 def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
@@ -142,14 +160,21 @@ def column_drift(
 ) -> ColumnDrift:
     rows = len(series)
     method = "wasserstein_norm" if reference.kind == "numeric" else "jensen_shannon"
+    discrete: float | None = None
+    noise_key = reference.name
     if reference.kind == "numeric":
         values = numeric_values(series)
         n = len(values)
+        discrete = discrete_score(reference, values) if n else None
+        if discrete is not None:
+            method = "jensen_shannon"
+        elif reference.discrete and profile.noise.get(reference.name + WASSERSTEIN_NOISE):
+            noise_key = reference.name + WASSERSTEIN_NOISE
     else:
         cats = categorical_values(series)
         n = len(cats)
     null_current = 1 - n / rows if rows else 0.0
-    noise = profile.noise_at(reference.name, n) if n else math.inf
+    noise = profile.noise_at(noise_key, n) if n else math.inf
     warn_at, error_at = max(thresholds.warn, noise), max(thresholds.error, noise)
     base = dict(
         column=reference.name,
@@ -178,9 +203,10 @@ def column_drift(
     unseen: dict[str, float] = {}
     notes = []
     if reference.kind == "numeric":
-        score = numeric_score(reference, values)
+        score = discrete if discrete is not None else numeric_score(reference, values)
         if reference.constant:
-            notes.append(f"constant in the reference ({reference.mean}); normalised by {reference.norm}")
+            how = "compared as values" if discrete is not None else f"distance normalised by {reference.norm}"
+            notes.append(f"constant in the reference ({reference.mean}); {how}")
     else:
         if not reference.frequencies:
             return ColumnDrift(**base, score=None, decision="error", note="the reference holds no category")  # type: ignore[arg-type]
@@ -203,44 +229,61 @@ def compare(
     features: pd.DataFrame,
     prediction: pd.Series | None = None,
     thresholds: Thresholds | None = None,
+    prediction_profile: ReferenceProfile | None = None,
 ) -> DriftReport:
-    """Drift of every profiled feature (and of the prediction when given) of one day's rows."""
+    """Drift of every profiled feature (and of the prediction when given) of one day's rows.
+
+    ``prediction_profile`` is the profile of the model version that made the predictions when it is
+    not ``profile``'s (a prediction is compared with what its own model predicted on its train split).
+    """
     thresholds = thresholds or Thresholds()
     missing = [name for name in profile.features if name not in features.columns]
     if missing:
         raise ValueError(f"the day's features lack profiled column(s) {missing}")
     results = [column_drift(profile.columns[name], features[name], profile, thresholds) for name in profile.features]
-    if prediction is not None and PREDICTION in profile.columns:
-        result = column_drift(profile.columns[PREDICTION], prediction, profile, thresholds)
+    scored_by = prediction_profile or profile
+    if prediction is not None and PREDICTION in scored_by.columns:
+        result = column_drift(scored_by.columns[PREDICTION], prediction, scored_by, thresholds)
         results.append(ColumnDrift(**{**result.__dict__, "column": "prediction"}))
     return DriftReport(rows=len(features), columns=tuple(results), thresholds=thresholds)
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a markdown table cell (category names come from the data)."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")[:60]
 
 
 def chart(reference: ColumnProfile, series: pd.Series, width: int = 20) -> str:
     """A markdown table of reference vs current shares: deciles of the reference, or categories."""
     rows = []
+    pairs: list[tuple[str, float, float]]
     if reference.kind == "numeric":
         q = np.asarray(reference.quantiles)
+        values = numeric_values(series)
         if not len(q):
             return ""
         edges = np.unique(q[[int(i * (len(q) - 1) / 10) for i in range(11)]])
-        values = numeric_values(series)
-        inner = edges[1:-1]
-        ref_bins = np.bincount(np.searchsorted(inner, q, side="right"), minlength=len(edges) - 1) / len(q)
-        cur_bins = np.bincount(np.searchsorted(inner, values, side="right"), minlength=len(edges) - 1) / max(
-            len(values), 1
-        )
-        labels = ["< " + f"{inner[0]:.4g}" if len(inner) else "all"]
-        labels += [f"{a:.4g} .. {b:.4g}" for a, b in itertools.pairwise(inner)]
-        labels += [f">= {inner[-1]:.4g}"] if len(inner) else []
-        pairs = list(zip(labels, ref_bins, cur_bins, strict=False))
+        if len(edges) == 1:  # a constant reference: its value, and everything else
+            same = float(np.mean(values == edges[0])) if len(values) else 0.0
+            pairs = [(f"= {edges[0]:.4g}", 1.0, same), ("other values", 0.0, 1.0 - same if len(values) else 0.0)]
+        else:
+            # Bins between the reference's deciles; the last holds values at or above the reference's maximum.
+            inner = edges[1:]
+            ref_bins = np.bincount(np.searchsorted(inner, q, side="right"), minlength=len(inner) + 1) / len(q)
+            cur_bins = np.bincount(np.searchsorted(inner, values, side="right"), minlength=len(inner) + 1) / max(
+                len(values), 1
+            )
+            labels = [f"< {inner[0]:.4g}", *(f"{a:.4g} .. {b:.4g}" for a, b in itertools.pairwise(inner))]
+            labels.append(f">= {inner[-1]:.4g}")
+            pairs = [(label, float(r), float(c)) for label, r, c in zip(labels, ref_bins, cur_bins, strict=True)]
     else:
         cur = categorical_values(series).value_counts(normalize=True)
         keys = list(dict.fromkeys([*reference.frequencies, *(str(k) for k in cur.index)]))[:15]
         pairs = [(k, reference.frequencies.get(k, 0.0), float(cur.get(k, 0.0))) for k in keys]
     for label, ref_share, cur_share in pairs:
         rows.append(
-            f"| {label} | {'█' * round(ref_share * width):<{width}} {ref_share:.1%} "
+            f"| {_cell(label)} | {'█' * round(ref_share * width):<{width}} {ref_share:.1%} "
             f"| {'█' * round(cur_share * width):<{width}} {cur_share:.1%} |"
         )
-    return "\n".join([f"**{reference.name}**", "", "| bin | reference | current |", "| --- | --- | --- |", *rows])
+    title = "prediction" if reference.name == PREDICTION else reference.name
+    return "\n".join([f"**{_cell(title)}**", "", "| bin | reference | current |", "| --- | --- | --- |", *rows])

@@ -33,6 +33,12 @@ NOISE_SIGMAS = 5.0
 SIGNIFICANT_DIGITS = 7
 # Evidently's floor for the normalising standard deviation (a constant column would divide by zero).
 MIN_STD = 0.001
+# A numeric column with at most this many distinct values (reference and day together) is compared as
+# categories, by Jensen-Shannon, as Evidently does on large data: a 0/1 flag's W1 / std is twice its share
+# change, which would call a 5-point move of a 50% flag drift.
+DISCRETE_VALUES = 5
+# The noise of a discrete column's Wasserstein score (used when the day brings new values) is stored apart.
+WASSERSTEIN_NOISE = "@wasserstein"
 
 Kind = Literal["numeric", "categorical"]
 
@@ -64,6 +70,16 @@ class ColumnProfile:
     def constant(self) -> bool:
         return self.kind == "numeric" and (self.std or 0.0) == 0.0
 
+    @property
+    def discrete(self) -> bool:
+        """A numeric column whose reference holds at most DISCRETE_VALUES values (their shares are kept)."""
+        return self.kind == "numeric" and bool(self.frequencies)
+
+
+def value_key(value: float) -> str:
+    """The frequency key of a numeric value (repr round-trips a float exactly)."""
+    return repr(float(value))
+
 
 def numeric_values(series: pd.Series) -> np.ndarray:
     """Non-null values of a numeric column as float64 (bools count 0/1)."""
@@ -93,6 +109,12 @@ def profile_column(series: pd.Series, name: str, kind: Kind, top_k: int = TOP_K)
         null_rate = 1 - len(values) / rows
         if len(values) == 0:
             return ColumnProfile(name, kind, rows, null_rate)
+        distinct, counts = np.unique(values, return_counts=True)
+        shares = (
+            {value_key(v): _round(c / len(values)) for v, c in zip(distinct, counts, strict=True)}
+            if len(distinct) <= DISCRETE_VALUES
+            else {}
+        )
         return ColumnProfile(
             name,
             kind,
@@ -101,6 +123,7 @@ def profile_column(series: pd.Series, name: str, kind: Kind, top_k: int = TOP_K)
             mean=_round(float(values.mean())),
             std=_round(float(values.std())),
             quantiles=tuple(_round(q) for q in quantiles(values)),
+            frequencies=shares,
         )
     values_s = categorical_values(series)
     null_rate = 1 - len(values_s) / rows
@@ -235,6 +258,11 @@ def build_profile(
     columns = {name: profile_column(series[name], name, all_kinds[name], top_k) for name in series}
     rng = np.random.default_rng(seed)
     noise = {name: bootstrap_noise(columns[name], series[name], rng, noise_sizes, replicates) for name in series}
+    for name in series:
+        if columns[name].discrete:
+            noise[name + WASSERSTEIN_NOISE] = bootstrap_noise(
+                columns[name], series[name], rng, noise_sizes, replicates, wasserstein=True
+            )
     return ReferenceProfile(
         columns=columns,
         rows=len(frame),
@@ -246,10 +274,19 @@ def build_profile(
 
 
 def bootstrap_noise(
-    column: ColumnProfile, series: pd.Series, rng: np.random.Generator, sizes: tuple[int, ...], replicates: int
+    column: ColumnProfile,
+    series: pd.Series,
+    rng: np.random.Generator,
+    sizes: tuple[int, ...],
+    replicates: int,
+    wasserstein: bool = False,
 ) -> dict[int, float]:
-    """The largest score of ``replicates`` resamples of the reference, per sample size (non-increasing in n)."""
-    raw = _bootstrap(column, series, rng, sizes, replicates)
+    """The largest score of ``replicates`` resamples of the reference, per sample size (non-increasing in n).
+
+    A discrete numeric column is scored as its drift is (Jensen-Shannon over its values) unless
+    ``wasserstein``.
+    """
+    raw = _bootstrap(column, series, rng, sizes, replicates, wasserstein)
     result: dict[int, float] = {}
     running = 0.0
     # Noise shrinks with n; a larger sample's maximum can exceed a smaller one's by chance only.
@@ -266,24 +303,34 @@ def _bound(scores: list[float]) -> float:
 
 
 def _bootstrap(
-    column: ColumnProfile, series: pd.Series, rng: np.random.Generator, sizes: tuple[int, ...], replicates: int
+    column: ColumnProfile,
+    series: pd.Series,
+    rng: np.random.Generator,
+    sizes: tuple[int, ...],
+    replicates: int,
+    wasserstein: bool = False,
 ) -> dict[int, float]:
     from mlops_platform.ml.drift import jensen_shannon, numeric_score
 
     result: dict[int, float] = {}
+    keys = [k for k in column.frequencies if k != OTHER]
     if column.kind == "numeric":
         values = numeric_values(series)
         if len(values) == 0:
             return result
-        for n in sizes:
-            result[n] = _bound([numeric_score(column, rng.choice(values, n)) for _ in range(replicates)])
-        return result
-    cats = categorical_values(series)
-    if len(cats) == 0:
-        return result
+        if wasserstein or not column.discrete:
+            for n in sizes:
+                result[n] = _bound([numeric_score(column, rng.choice(values, n)) for _ in range(replicates)])
+            return result
+        distinct, inverse = np.unique(values, return_inverse=True)
+        position = {k: i for i, k in enumerate(keys)}
+        codes = np.array([position.get(value_key(v), -1) for v in distinct], dtype="int64")[inverse]
+    else:
+        cats = categorical_values(series)
+        if len(cats) == 0:
+            return result
+        codes = pd.Categorical(cats, categories=keys).codes.astype("int64")
     # Categories as codes over the profile's keys (the tail as one "other" code): a resample is a bincount.
-    keys = [k for k in column.frequencies if k != OTHER]
-    codes = pd.Categorical(cats, categories=keys).codes.astype("int64")
     codes[codes < 0] = len(keys)
     reference = np.array([*(column.frequencies[k] for k in keys), column.frequencies.get(OTHER, 0.0)])
     for n in sizes:

@@ -55,6 +55,41 @@ class Source(BaseModel):
     generator: Generator | None = Field(default=None, description="Synthetic source used by `mlops-platform simulate`.")
 
 
+class MonitoringPolicy(BaseModel):
+    """Drift and performance thresholds, and the guard on the retraining they trigger."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    drift_warn_threshold: float = Field(
+        default=0.1, gt=0, description="Normalised Wasserstein / Jensen-Shannon score at which a column warns."
+    )
+    drift_error_threshold: float = Field(default=0.2, gt=0, description="Score at which a column is an error.")
+    performance_tolerance: float = Field(
+        default=0.05, ge=0, description="How much worse than the validation metric production may score."
+    )
+    retrain_on: Literal["warn", "error"] = Field(
+        default="error", description="The least severe failed monitoring check that requests retraining."
+    )
+    retrain_on_performance: bool = Field(default=True, description="A failed performance check requests retraining.")
+    cooldown_hours: float = Field(
+        default=24, ge=0, description="No monitoring-triggered retrain within this many hours of the last."
+    )
+    max_retrains: int = Field(default=3, ge=1, description="At most this many triggered retrains per window.")
+    window_hours: float = Field(default=168, gt=0, description="The rolling window of ``max_retrains``.")
+    consecutive_days: int = Field(
+        default=1, ge=1, le=7, description="Drift must fail on this many consecutive days before a retrain."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MonitoringPolicy:
+        if self.drift_error_threshold < self.drift_warn_threshold:
+            raise ValueError(
+                f"monitoring: drift_error_threshold {self.drift_error_threshold} is below "
+                f"drift_warn_threshold {self.drift_warn_threshold}"
+            )
+        return self
+
+
 class ModelSpec(BaseModel):
     """A typed, validated description of one model and its data."""
 
@@ -82,6 +117,7 @@ class ModelSpec(BaseModel):
     start_date: dt.date = Field(description="First daily partition.")
     freshness_hours: int = Field(default=36, ge=1)
     skops_trusted_types: tuple[str, ...] = ()
+    monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)
 
     @field_validator("name")
     @classmethod
