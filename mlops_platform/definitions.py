@@ -6,7 +6,7 @@ import dagster as dg
 
 from mlops_platform.assets.family import build_family
 from mlops_platform.automation.maintenance import build_maintenance_job, build_maintenance_schedule
-from mlops_platform.automation.sensors import build_automation_sensor
+from mlops_platform.automation.sensors import build_automation_sensors
 from mlops_platform.settings import Settings, executor_for, resources_for
 from mlops_platform.specs import ModelSpec, discover_specs
 
@@ -29,7 +29,7 @@ def build_definitions(settings: Settings | None = None, specs: list[ModelSpec] |
         ],
         sensors=[
             *(sensor for family in families for sensor in family.sensors),
-            build_automation_sensor(),
+            *build_automation_sensors(),
         ],
         resources=resources_for(settings, secrets_as_env_vars=True),
         executor=executor_for(settings),

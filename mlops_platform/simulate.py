@@ -42,7 +42,10 @@ def simulate(
     seed: int = 7,
     file_format: str = "mixed",
 ) -> list[LandedDay]:
-    """Land ``days`` days of events and labels from ``start``; events as Parquet, labels as CSV when mixed."""
+    """Land ``days`` days of events and labels from ``start``; events as Parquet, labels as CSV when mixed.
+
+    Each day gets its events and every label that lands on it, also labels of events before ``start``.
+    """
     if spec.source.generator is None:
         raise ValueError(f"spec {spec.name!r} has no synthetic generator to simulate")
     if file_format not in FORMATS:
@@ -62,8 +65,8 @@ def simulate(
         labels_suffix = "parquet" if file_format == "parquet" else "csv"
         files = [folder / f"events-{tag}.{events_suffix}"]
         _write_atomically(events, files[0])
-        # Labels for events before the simulated start never land: their events do not exist.
-        labels = labels[labels[spec.event_timestamp].dt.date >= start]
+        # The labels that land on the day belong to it, whatever day their events were (churn's are two
+        # weeks older): landing day by day (--days 1) yields the same files as landing the range at once.
         if len(labels):
             files.append(folder / f"labels-{tag}.{labels_suffix}")
             _write_atomically(labels, files[1])

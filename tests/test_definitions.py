@@ -14,7 +14,17 @@ def test_definitions_load_with_both_families(settings) -> None:
     definitions = build_definitions(settings)
     graph = definitions.resolve_asset_graph()
     for spec in ("churn", "delivery_eta"):
-        for name in ("raw", "labels", "features", "training_set", "model", "evaluation", "champion", "predictions"):
+        for name in (
+            "raw",
+            "labels",
+            "features",
+            "training_set",
+            "model",
+            "evaluation",
+            "champion",
+            "endpoint",
+            "predictions",
+        ):
             key = dg.AssetKey([spec, name])
             assert key in graph.get_all_asset_keys()
             assert graph.get(key).group_name == spec
@@ -22,8 +32,8 @@ def test_definitions_load_with_both_families(settings) -> None:
         definitions.resolve_job_def(f"{spec}_rollback")
         definitions.resolve_schedule_def(f"{spec}_daily_ingest")
         assert definitions.resolve_sensor_def(f"{spec}_landing_sensor").default_status == dg.DefaultSensorStatus.RUNNING
-    automation = definitions.resolve_sensor_def("mlops_automation")
-    assert automation.default_status == dg.DefaultSensorStatus.RUNNING
+    for name in ("mlops_automation", "mlops_training"):
+        assert definitions.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
     dg.Definitions.validate_loadable(definitions)
 
 
@@ -74,3 +84,75 @@ def test_loading_the_code_location_imports_no_heavy_ml_library(tmp_path) -> None
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+CLOUD = {
+    "aws": {"MLOPS_STORAGE_ROOT": "s3://data/lake", "AWS_REGION": "eu-west-1"},
+    "gcp": {"MLOPS_STORAGE_ROOT": "gs://data/lake", "GOOGLE_CLOUD_PROJECT": "p1"},
+    "azure": {"MLOPS_STORAGE_ROOT": "abfss://data/lake", "AZURE_STORAGE_ACCOUNT_NAME": "acct"},
+}
+DEPLOYERS = {
+    "aws": (
+        "sagemaker",
+        {
+            "MLOPS_SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/mlops-sagemaker",
+            "MLOPS_SERVING_IMAGE_URI": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlops/serving:1",
+        },
+    ),
+    "gcp": (
+        "vertex",
+        {
+            "MLOPS_VERTEX_LOCATION": "europe-west4",
+            "MLOPS_SERVING_IMAGE_URI": "europe-docker.pkg.dev/p1/mlops/serving:1",
+        },
+    ),
+    "azure": (
+        "azureml",
+        {
+            "AZURE_SUBSCRIPTION_ID": "00000000-1111-2222-3333-444444444444",
+            "MLOPS_AZUREML_RESOURCE_GROUP": "rg",
+            "MLOPS_AZUREML_WORKSPACE": "ws",
+            "MLOPS_AZUREML_LOCATION": "westeurope",
+            "MLOPS_AZUREML_ENDPOINT_IDENTITY": "/subscriptions/s/resourceGroups/rg/providers/"
+            "Microsoft.ManagedIdentity/userAssignedIdentities/id-mlops-azureml-endpoint",
+            "MLOPS_SERVING_IMAGE_URI": "mlops.azurecr.io/serving:1",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("profile", sorted(CLOUD))
+def test_each_profile_brings_its_deployer_and_loads_without_its_settings(profile, tmp_path) -> None:
+    from mlops_platform.serving.deployers.base import DeployError
+
+    kind, variables = DEPLOYERS[profile]
+    env = {"MLOPS_PROFILE": profile, "MLOPS_HOME": str(tmp_path), **CLOUD[profile]}
+    unset = build_definitions(Settings.from_env(env)).resources["deployer"]
+    assert unset.target == kind
+    with pytest.raises(DeployError, match=f"the {kind} deployer is not configured: set .*{next(iter(variables))}"):
+        unset.deploy("churn", "1")
+    deployer = build_definitions(Settings.from_env({**env, **variables})).resources["deployer"]
+    assert deployer.target == kind and deployer.image_uri == variables["MLOPS_SERVING_IMAGE_URI"]
+    assert deployer.tracking_uri == f"sqlite:///{tmp_path}/mlflow/mlflow.db"
+
+
+def test_the_local_deployer_and_serving_settings(tmp_path) -> None:
+    local = build_definitions(Settings(home=tmp_path)).resources["deployer"]
+    assert (local.url, local.token, local.token_file) == (
+        "http://127.0.0.1:8080",
+        None,
+        str(tmp_path / "serving/token"),
+    )
+    settings = Settings.from_env({"MLOPS_HOME": str(tmp_path), "MLOPS_SERVING_TOKEN": "a-token-of-enough-length"})
+    # The secret reaches the resource as an EnvVar: the UI shows the variable's name, never the token.
+    assert build_definitions(settings).resources["deployer"].token == dg.EnvVar("MLOPS_SERVING_TOKEN")
+    for variable, value, message in (
+        ("MLOPS_SAGEMAKER_ROLE_ARN", "mlops-role", "MLOPS_SAGEMAKER_ROLE_ARN is not an IAM role ARN"),
+        ("MLOPS_SERVING_URL", "localhost:8080", "MLOPS_SERVING_URL must be an http"),
+        ("MLOPS_SERVING_TOKEN", "short", "MLOPS_SERVING_TOKEN is shorter than 16 characters"),
+        ("MLOPS_VERTEX_LOCATION", "Europe West", "MLOPS_VERTEX_LOCATION='Europe West' is not a region"),
+        ("AZURE_SUBSCRIPTION_ID", "my-sub", "AZURE_SUBSCRIPTION_ID is not a subscription id"),
+        ("MLOPS_SERVING_NAME_PREFIX", "-x", "MLOPS_SERVING_NAME_PREFIX='-x'"),
+    ):
+        with pytest.raises(SettingsError, match=message):
+            Settings.from_env({"MLOPS_HOME": str(tmp_path), variable: value})

@@ -81,7 +81,10 @@ def test_webserver_and_daemon_serve_the_platform(dagster_dev) -> None:
     assert sensors == {
         "churn_landing_sensor": "RUNNING",
         "delivery_eta_landing_sensor": "RUNNING",
+        "churn_retraining": "RUNNING",
+        "delivery_eta_retraining": "RUNNING",
         "mlops_automation": "RUNNING",
+        "mlops_training": "RUNNING",
     }
     schedules = {s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]}
     assert schedules == {

@@ -16,6 +16,10 @@ import dagster as dg
 from mlops_platform.specs.base import ModelSpec, spec_code_version
 
 DELTA = "delta_io_manager"
+# Marks the stages that train (training set, model, evaluation, champion): their runs carry it as a run
+# tag (the train job's, the training automation sensor's), which the Kubernetes run coordinator limits.
+STAGE_TAG = "mlops-platform/stage"
+TRAINING_TAGS = {STAGE_TAG: "training"}
 FILES_VALID_CHECK = "files_valid"
 THRESHOLD_CHECK = "meets_threshold"
 REGRESSION_CHECK = "no_regression_vs_champion"

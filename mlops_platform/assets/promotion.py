@@ -7,6 +7,7 @@ import dagster as dg
 from mlops_platform.assets.common import (
     REGRESSION_CHECK,
     THRESHOLD_CHECK,
+    TRAINING_TAGS,
     TRANSIENT_RETRY,
     Stage,
     present,
@@ -42,6 +43,7 @@ def build_evaluation(stage: Stage) -> dg.AssetsDefinition:
             ),
         ],
         retry_policy=TRANSIENT_RETRY,
+        tags=TRAINING_TAGS,
         kinds={"mlflow"},
     )
     @retry_only_transient
@@ -114,6 +116,7 @@ def build_champion(stage: Stage) -> dg.AssetsDefinition:
         ins={"evaluation": dg.AssetIn(stage.key("evaluation"))},
         automation_condition=promote_when_gates_pass(),
         retry_policy=TRANSIENT_RETRY,
+        tags=TRAINING_TAGS,
         pool="mlflow",
         kinds={"mlflow"},
     )

@@ -4,8 +4,37 @@ import json
 
 import dagster as dg
 
-from mlops_platform.assets.common import TRANSIENT_RETRY, Frame, Stage, retry_only_transient
+from mlops_platform.assets.common import TRAINING_TAGS, TRANSIENT_RETRY, Frame, Stage, retry_only_transient
 from mlops_platform.tracking.registry import MlflowRegistry
+
+# Set by the retraining sensor on the runs it requests; copied to the model's MLflow run.
+RETRAIN_REASON_RUN_TAG = "mlops/retrain_reason"
+RETRAIN_REASON_MLFLOW_TAG = "mlops.retrain_reason"
+
+
+def reference_profile(pipeline, training_set: Frame, spec, validation_metric: float):
+    """The profile of the train split and of the model's predictions on it (pure; see ml.profile)."""
+    from mlops_platform.ml.dataset import SPLIT_COLUMN
+    from mlops_platform.ml.performance import calibration_curve
+    from mlops_platform.ml.profile import build_profile
+    from mlops_platform.ml.training import predict
+
+    train = training_set[training_set[SPLIT_COLUMN] == "train"]
+    predicted = predict(pipeline, train, spec)
+    calibration = None
+    if spec.task == "classification":
+        validation = training_set[training_set[SPLIT_COLUMN] == "validation"]
+        if len(validation):
+            probability = predict(pipeline, validation, spec)["probability"].to_numpy()
+            calibration = calibration_curve(probability, validation[spec.label].to_numpy())
+    return build_profile(
+        train,
+        {f.name: f.kind for f in spec.features},
+        predicted["probability" if spec.task == "classification" else "prediction"],
+        metric=spec.metric,
+        validation_metric=validation_metric,
+        calibration=calibration,
+    )
 
 
 def build_model(stage: Stage) -> dg.AssetsDefinition:
@@ -19,6 +48,7 @@ def build_model(stage: Stage) -> dg.AssetsDefinition:
         automation_condition=dg.AutomationCondition.eager(),
         code_version=stage.code_version,
         retry_policy=TRANSIENT_RETRY,
+        tags=TRAINING_TAGS,
         pool="mlflow",
         kinds={"mlflow", "scikitlearn"},
     )
@@ -27,6 +57,7 @@ def build_model(stage: Stage) -> dg.AssetsDefinition:
         """A scikit-learn pipeline trained on the pinned training set, registered in MLflow as challenger."""
         from mlops_platform.ml.metrics import score
         from mlops_platform.ml.training import train
+        from mlops_platform.serving.signature import landed_input_example
 
         pipeline = train(training_set, spec)
         validation = training_set[training_set["split"] == "validation"]
@@ -41,11 +72,16 @@ def build_model(stage: Stage) -> dg.AssetsDefinition:
             "mlops.training_set_version": str(training_version),
             "mlops.input_data_versions": json.dumps({training_key.to_user_string(): training_version}, sort_keys=True),
         }
+        reason = context.run.tags.get(RETRAIN_REASON_RUN_TAG)
+        if reason:
+            tags[RETRAIN_REASON_MLFLOW_TAG] = reason
+        profile = reference_profile(pipeline, training_set, spec, metrics[f"validation_{spec.metric}"])
         record = registry.log_model(
             model_name=spec.registered_model_name,
             experiment=f"mlops/{spec.name}",
             pipeline=pipeline,
-            input_example=training_set[spec.feature_names].head(5),
+            # Integer columns stay integers, so MLflow's own pyfunc scores rows typed as they land.
+            input_example=landed_input_example(training_set, spec),
             metrics=metrics,
             params={
                 "estimator": type(pipeline[-1]).__name__,
@@ -55,14 +91,19 @@ def build_model(stage: Stage) -> dg.AssetsDefinition:
             training_set_version=training_version,
             skops_trusted_types=list(spec.skops_trusted_types),
         )
+        from mlops_platform.tracking.profiles import log_profile
+
+        profile_sha256 = log_profile(registry, record.name, record.version, record.run_id, profile)
         context.add_output_metadata(
             {
+                "reference_profile_sha256": profile_sha256,
                 "mlflow_run_url": dg.MetadataValue.url(record.run_url),
                 "mlflow_run_id": record.run_id,
                 "model_version": int(record.version),
                 "model_uri": record.model_uri,
                 "training_set_version": training_version,
                 **{name: dg.MetadataValue.float(value) for name, value in metrics.items()},
+                **({"retrain_reason": reason} if reason else {}),
             }
         )
         return record.to_dict()

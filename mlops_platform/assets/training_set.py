@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from mlops_platform.assets.common import DELTA, TRANSIENT_RETRY, Frame, Stage, retry_only_transient
+from mlops_platform.assets.common import DELTA, TRAINING_TAGS, TRANSIENT_RETRY, Frame, Stage, retry_only_transient
 from mlops_platform.automation.conditions import retrain_on
 
 
@@ -14,8 +14,15 @@ def build_training_set(stage: Stage) -> dg.AssetsDefinition:
         group_name=stage.group,
         io_manager_key=DELTA,
         ins={"features": dg.AssetIn(stage.key("features")), "labels": dg.AssetIn(stage.key("labels"))},
-        automation_condition=retrain_on(spec.retrain_cron),
+        # At the spec's retrain hour given new data; the first training once labels with features landed.
+        automation_condition=retrain_on(
+            spec.retrain_cron,
+            labels_key=stage.key("labels"),
+            features_key=stage.key("features"),
+            label_delay_days=spec.source.label_delay_days,
+        ),
         retry_policy=TRANSIENT_RETRY,
+        tags=TRAINING_TAGS,
         code_version=stage.code_version,
         kinds={"delta", "pandas"},
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster._time import get_current_datetime
 
 from mlops_platform.specs.base import ModelSpec
 from mlops_platform.storage.landing import LandingZone, RootEntry, parse_day, sanitize
@@ -219,8 +220,9 @@ def build_landing_sensor(spec: ModelSpec, ingest_job: Any) -> dg.SensorDefinitio
         description=f"Ingests {spec.name} files as they land.",
     )
     def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone):
-        # Dagster's clock (UTC), not this machine's: a day's partition exists once the day is over.
-        today = dt.datetime.now(dt.UTC).date()
+        # Dagster's clock (UTC; the one its test utilities freeze), not this machine's: a day's
+        # partition exists once the day is over, and a simulated day is the sensor's today.
+        today = get_current_datetime().astimezone(dt.UTC).date()
         requests, cursor, summary = landing_tick(spec, landing, context.cursor, today, context.log)
         context.update_cursor(cursor)
         if not requests:
@@ -231,12 +233,34 @@ def build_landing_sensor(spec: ModelSpec, ingest_job: Any) -> dg.SensorDefinitio
     return landing_sensor
 
 
-def build_automation_sensor() -> dg.AutomationConditionSensorDefinition:
-    """Evaluates every asset's automation condition; running from the start (Dagster's own is stopped)."""
-    return dg.AutomationConditionSensorDefinition(
-        "mlops_automation",
-        target=dg.AssetSelection.all(),
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=30,
-        description="Keeps features, training, evaluation, champion and predictions following their upstreams.",
-    )
+def build_automation_sensors() -> list[dg.AutomationConditionSensorDefinition]:
+    """Dagster's automation condition sensors, running from the start (Dagster's default one is stopped).
+
+    Two, with disjoint targets: ``mlops_training`` evaluates the training stages (the assets tagged
+    ``mlops-platform/stage=training``) and tags its runs the same way, so the run coordinator's limit on
+    training runs applies to them; ``mlops_automation`` evaluates every other asset. Both run in the code
+    location (``use_user_code_server``): the custom conditions of automation/conditions.py read the instance.
+    """
+    from mlops_platform.assets.common import STAGE_TAG, TRAINING_TAGS, chosen_beta_features
+
+    training = dg.AssetSelection.tag(STAGE_TAG, TRAINING_TAGS[STAGE_TAG])
+    with chosen_beta_features():  # use_user_code_server is beta
+        return [
+            dg.AutomationConditionSensorDefinition(
+                "mlops_automation",
+                target=dg.AssetSelection.all() - training,
+                default_status=dg.DefaultSensorStatus.RUNNING,
+                minimum_interval_seconds=30,
+                use_user_code_server=True,
+                description="Keeps features, predictions, endpoints and monitoring following their upstreams.",
+            ),
+            dg.AutomationConditionSensorDefinition(
+                "mlops_training",
+                target=training,
+                run_tags=TRAINING_TAGS,
+                default_status=dg.DefaultSensorStatus.RUNNING,
+                minimum_interval_seconds=30,
+                use_user_code_server=True,
+                description="Trains, evaluates and promotes at each spec's retrain hour (runs tagged as training).",
+            ),
+        ]
