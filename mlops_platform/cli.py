@@ -15,6 +15,39 @@ def _date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
 
 
+def _count(value: str) -> int:
+    """A whole number of at least 1 (days, rows)."""
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from exc
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} must be at least 1")
+    return number
+
+
+def _version(value: str) -> int:
+    """A Delta table version: a whole number from 0."""
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a table version (a whole number)") from exc
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{number} is not a table version: versions count from 0")
+    return number
+
+
+def _shift(value: str) -> float:
+    """A distribution shift: a finite number from 0 (none)."""
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from exc
+    if not 0 <= number < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value} must be a finite number from 0 (none) up (1 = strong)")
+    return number
+
+
 def _timestamp(value: str) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -29,10 +62,10 @@ def _parser() -> argparse.ArgumentParser:
 
     sim = commands.add_parser("simulate", help="land synthetic daily files for a model")
     sim.add_argument("--model", required=True, help="model spec name")
-    sim.add_argument("--days", type=int, required=True, help="number of days to land")
+    sim.add_argument("--days", type=_count, required=True, help="number of days to land")
     sim.add_argument("--start", type=_date, help="first day (default: DAYS days before today)")
-    sim.add_argument("--drift", type=float, default=0.0, help="distribution shift, 0 = none, 1 = strong")
-    sim.add_argument("--rows", type=int, default=2000, help="events per day")
+    sim.add_argument("--drift", type=_shift, default=0.0, help="distribution shift, 0 = none, 1 = strong")
+    sim.add_argument("--rows", type=_count, default=2000, help="events per day")
     sim.add_argument("--seed", type=int, default=7)
     sim.add_argument("--format", dest="file_format", default="mixed", choices=["mixed", "parquet", "csv"])
 
@@ -40,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("--model", required=True)
 
     commands.add_parser("specs", help="list the registered model specs")
+
+    from mlops_platform.serving.cli import add_serve_parser
+
+    add_serve_parser(commands)
 
     delta = commands.add_parser("delta", help="Delta table operations").add_subparsers(
         dest="delta_command", required=True
@@ -49,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--table", help="table URI or path")
     where.add_argument("--asset", help="asset key of a table in the lake, e.g. churn/features")
     when = restore.add_mutually_exclusive_group(required=True)
-    when.add_argument("--version", type=int)
+    when.add_argument("--version", type=_version)
     when.add_argument("--timestamp", type=_timestamp, help="ISO 8601, e.g. 2026-11-28T06:00:00Z")
 
     registry = commands.add_parser("registry", help="MLflow registry backup").add_subparsers(
@@ -79,6 +116,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "serve":
+        from mlops_platform.serving.cli import run_serve
+
+        return run_serve(args)
     if args.command == "delta":
         return _delta_restore(args, settings)
     if args.command == "registry":
@@ -100,6 +141,14 @@ def run(argv: Sequence[str] | None = None) -> int:
         from mlops_platform.simulate import simulate
 
         start = args.start or dt.date.today() - dt.timedelta(days=args.days)
+        if args.start is None and start < spec.start_date:
+            most = (dt.date.today() - spec.start_date).days
+            print(
+                f"error: --days {args.days} reaches back to {start}, before {spec.name}'s first partition "
+                f"({spec.start_date}): give at most --days {most}, or a --start",
+                file=sys.stderr,
+            )
+            return 2
         try:
             landed = simulate(
                 spec,
@@ -126,7 +175,7 @@ def _delta_restore(args: argparse.Namespace, settings) -> int:
     import dagster as dg
 
     from mlops_platform.settings import resources_for
-    from mlops_platform.storage.delta import restore_table
+    from mlops_platform.storage.delta import RestoreTargetError, restore_table
 
     lake = resources_for(settings)["lake"]
     uri = args.table or lake.uri(dg.AssetKey(args.asset.strip("/").split("/")))
@@ -134,6 +183,10 @@ def _delta_restore(args: argparse.Namespace, settings) -> int:
         version = restore_table(
             uri, version=args.version, timestamp=args.timestamp, storage_options=lake.storage_options
         )
+    except RestoreTargetError as exc:  # a version or time the table does not have: a bad argument
+        flag = f"--version {args.version}" if args.version is not None else f"--timestamp {args.timestamp.isoformat()}"
+        print(f"error: {flag}: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:  # noqa: BLE001 - any failure is reported with the table it concerns
         print(f"error: cannot restore {uri}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -84,3 +84,47 @@ def test_rollback_without_a_champion_is_one_line_exit_1(tmp_path) -> None:
     assert done.stderr.strip().splitlines() == [
         "error: rollback of churn refused: model 'churn' has no champion to roll back"
     ]
+
+
+def test_simulate_bad_numbers_name_their_flag(tmp_path) -> None:
+    cases = {
+        ("--drift", "-5"): "argument --drift: -5 must be a finite number from 0",
+        ("--drift", "nan"): "argument --drift: nan must be a finite number from 0",
+        ("--rows", "0"): "argument --rows: 0 must be at least 1",
+        ("--days", "x"): "argument --days: 'x' is not a whole number",
+    }
+    for (flag, value), message in cases.items():
+        args = ["simulate", "--model", "churn", "--days", "1", "--start", "2026-10-01", flag, value]
+        done = _cli(*args, home=tmp_path)
+        assert done.returncode == 2, (flag, value, done.stderr)
+        assert message in done.stderr.strip().splitlines()[-1], done.stderr
+    far = _cli("simulate", "--model", "churn", "--days", "100000", home=tmp_path)
+    assert far.returncode == 2
+    assert _first_line(far).startswith("error: --days 100000 reaches back to ")
+    assert "before churn's first partition (2026-09-01): give at most --days " in _first_line(far)
+    assert not (tmp_path / "landing").exists() or not any((tmp_path / "landing").rglob("*.parquet"))
+
+
+def test_delta_restore_targets_the_table_lacks_are_bad_arguments(tmp_path) -> None:
+    from mlops_platform.storage.delta import write_table
+
+    uri = str(tmp_path / "table")
+    frame = pd.DataFrame({"day": [dt.date(2026, 10, 1)], "id": [1]})
+    write_table(uri, frame, days=[dt.date(2026, 10, 1)])
+    write_table(uri, frame.assign(id=2), days=[dt.date(2026, 10, 1)])
+    cases = {
+        ("--version", "-1"): "argument --version: -1 is not a table version",
+        ("--version", "7"): "error: --version 7: ",
+        ("--version", "1"): "is at version 1 already: nothing to restore",
+        ("--timestamp", "2000-01-01T00:00:00Z"): "was committed at or before 2000-01-01T00:00:00+00:00",
+        ("--timestamp", "2999-01-01T00:00:00Z"): "is at version 1 already: nothing to restore",
+    }
+    for (flag, value), message in cases.items():
+        done = _cli("delta", "restore", "--table", uri, flag, value, home=tmp_path)
+        assert done.returncode == 2, (flag, value, done.stderr)
+        assert message in done.stderr, (flag, value, done.stderr)
+    from deltalake import DeltaTable
+
+    assert DeltaTable(uri).version() == 1  # none of them committed anything
+    done = _cli("delta", "restore", "--table", uri, "--version", "0", home=tmp_path)
+    assert done.returncode == 0 and "as new version 2" in done.stdout

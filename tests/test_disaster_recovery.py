@@ -101,7 +101,7 @@ def test_delta_restore_command(platform, churn) -> None:
     assert len(read_table(uri, 1)) == 200  # the version restored over is still there
 
     bad = _cli(platform, "delta", "restore", "--table", uri, "--version", "9")
-    assert bad.returncode == 1 and "versions 0..2; 9 is not one of them" in bad.stderr
+    assert bad.returncode == 2 and "versions 0..2; 9 is not one of them" in bad.stderr  # a bad argument
 
 
 @pytest.mark.parametrize("args", [["delta", "restore", "--asset", "x/y"], ["registry", "export"]])

@@ -6,7 +6,13 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from mlops_platform.storage.delta import read_days_at_versions, read_table, restore_table, write_table
+from mlops_platform.storage.delta import (
+    RestoreTargetError,
+    read_days_at_versions,
+    read_table,
+    restore_table,
+    write_table,
+)
 from mlops_platform.storage.io_manager import DeltaIOManager, Lake, LineageError
 
 D1, D2 = dt.date(2026, 10, 1), dt.date(2026, 10, 2)
@@ -80,7 +86,7 @@ def test_restore_is_a_new_commit_and_loses_nothing(tmp_path) -> None:
     assert new_version == 2
     assert read_table(uri, 2)["id"].tolist() == [1]
     assert read_table(uri, 1)["id"].tolist() == [5, 6]
-    with pytest.raises(ValueError, match=r"versions 0\.\.2; 7 is not one of them"):
+    with pytest.raises(RestoreTargetError, match=r"versions 0\.\.2; 7 is not one of them"):
         restore_table(uri, version=7)
 
 

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlops_platform.storage.errors import StorageError, storage_errors, storage_name
 
@@ -365,6 +365,10 @@ def read_days_at_versions(
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
+class RestoreTargetError(ValueError):
+    """The version or time asked for is not an earlier state of the table; nothing was changed."""
+
+
 def restore_table(
     uri: str,
     *,
@@ -374,7 +378,10 @@ def restore_table(
 ) -> int:
     """Make the table's content that of an earlier version, as a new commit; return the new version.
 
-    Nothing is deleted: every version, including the ones restored over, stays readable.
+    Nothing is deleted: every version, including the ones restored over, stays readable. A
+    ``timestamp`` selects the newest version committed at or before it. Raises ``RestoreTargetError``
+    (changing nothing) for a version the table does not have, a time before its first commit, or a
+    target that already is the newest version.
     """
     from deltalake import DeltaTable
 
@@ -382,8 +389,31 @@ def restore_table(
         raise ValueError("give exactly one of version or timestamp")
     with storage_errors(uri, "restoring"):
         table = DeltaTable(uri, storage_options=dict(storage_options or {}))
-        target: int | dt.datetime = version if version is not None else timestamp  # type: ignore[assignment]
-        if version is not None and not 0 <= version <= table.version():
-            raise ValueError(f"{uri} has versions 0..{table.version()}; {version} is not one of them")
-        table.restore(target)
+        newest = table.version()
+        if version is None:
+            assert timestamp is not None
+            version = _version_at(table, timestamp)
+        elif not 0 <= version <= newest:
+            raise RestoreTargetError(f"{uri} has versions 0..{newest}; {version} is not one of them")
+        if version == newest:
+            raise RestoreTargetError(f"{uri} is at version {newest} already: nothing to restore")
+        table.restore(version)
         return DeltaTable(uri, storage_options=dict(storage_options or {})).version()
+
+
+def _version_at(table: Any, timestamp: dt.datetime) -> int:
+    """The newest version of ``table`` committed at or before ``timestamp``."""
+    stamp = timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=dt.UTC)
+    committed = sorted(
+        (int(entry["version"]), dt.datetime.fromtimestamp(entry["timestamp"] / 1000, dt.UTC))
+        for entry in table.history()
+        if "version" in entry and "timestamp" in entry
+    )
+    earlier = [v for v, at in committed if at <= stamp]
+    if not earlier:
+        first = committed[0][1].isoformat() if committed else "unknown"
+        raise RestoreTargetError(
+            f"no version of {table.table_uri} was committed at or before {stamp.isoformat()} "
+            f"(its oldest recorded commit is at {first})"
+        )
+    return earlier[-1]
