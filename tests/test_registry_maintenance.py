@@ -105,3 +105,18 @@ def test_maintenance_reports_a_protected_version_whose_log_is_gone(tmp_path) -> 
     assert result.unreadable_versions == (0, 2)
     assert result.protected_versions == (3,)
     assert sorted(DeltaTable(uri).to_pandas()["x"].tolist()) == [0, 1, 2, 3]
+
+
+def test_import_into_a_registry_holding_other_models_adds_them_and_touches_nothing_else(tmp_path) -> None:
+    """The README's promise: import into a registry *without those models*; the others stay as they are."""
+    source = _registry(tmp_path, "source")
+    source.client().create_registered_model("imported", tags={"team": "a"})
+    export_registry(source, str(tmp_path / "backup"))
+    target = _registry(tmp_path, "target")
+    others = _many_models(target, 3)
+    target.client().set_registered_model_tag(others[0], "owner", "b")
+    import_registry(target, str(tmp_path / "backup"))
+    client = target.client()
+    assert sorted(m.name for m in search_all(client.search_registered_models)) == sorted([*others, "imported"])
+    assert client.get_registered_model("imported").tags.get("team") == "a"
+    assert client.get_registered_model(others[0]).tags == {"owner": "b"}
