@@ -1,6 +1,7 @@
 """Fixtures for the offline checks of deploy/ (Terraform, Helm, Docker, cost estimate).
 
-Nothing here needs a network, a cloud account, Docker, Terraform or Helm: files are parsed with
+Nothing here needs a network, a cloud account, Docker, Terraform or Helm (test_deploy_terraform_cli.py uses a
+terraform binary and a provider mirror when present): files are parsed with
 python-hcl2 and PyYAML and compared with each other. The helper scripts under deploy/ are
 loaded from their paths because deploy/ is not a Python package.
 """

@@ -1,7 +1,7 @@
 """Static consistency checks of deploy/terraform (no Terraform binary, no providers, no cloud).
 
-`terraform validate` needs the providers from the registry; these checks catch what can be seen
-offline: parse errors, unused or undeclared variables, module wiring, provider pinning, tfvars
+`terraform fmt` / `terraform validate` with the real CLI are in test_deploy_terraform_cli.py; these
+checks catch what can be seen without Terraform: parse errors, unused or undeclared variables, module wiring, provider pinning, tfvars
 keys, and the settings that prod must keep (HA, backups, deletion protection).
 """
 
