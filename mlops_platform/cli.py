@@ -74,6 +74,15 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("specs", help="list the registered model specs")
 
+    for action, what in (
+        ("approve", "let a challenger that passed its gates become champion"),
+        ("reject", "refuse it"),
+    ):
+        decide = commands.add_parser(action, help=f"{what} (specs with requires_approval)")
+        decide.add_argument("--model", required=True, help="model spec name")
+        decide.add_argument("--version", type=_count, required=True, help="registered model version")
+        decide.add_argument("--by", required=True, help="who decides (recorded on the version and its card)")
+
     from mlops_platform.serving.cli import add_serve_parser
 
     add_serve_parser(commands)
@@ -168,7 +177,59 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "rollback":
         return _rollback(spec.name, settings)
+    if args.command in ("approve", "reject"):
+        return _decide(args.command, spec, str(args.version), args.by, settings)
     raise AssertionError(args.command)
+
+
+def _decide(action: str, spec, version: str, by: str, settings) -> int:
+    """Record a person's decision on a version (MLflow tags) and report it to the instance as a
+    materialization of ``<model>/approval``, which re-runs the champion at the next automation tick."""
+    import dagster as dg
+    from dagster._core.errors import DagsterHomeNotSetError
+
+    from mlops_platform.settings import resources_for
+    from mlops_platform.tracking.registry import RegistryError
+
+    _quiet_libraries()
+    if not spec.requires_approval:
+        print(
+            f"error: {spec.name} does not require approval (requires_approval is false in its spec): "
+            "its champion moves when the gates pass",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        instance = dg.DagsterInstance.get()
+    except DagsterHomeNotSetError:
+        print(
+            "error: DAGSTER_HOME is not set: set it to the Dagster instance folder the UI uses, "
+            "so the decision reaches the champion",
+            file=sys.stderr,
+        )
+        return 2
+    at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    try:
+        message, changed = resources_for(settings)["registry"].decide_approval(
+            spec.registered_model_name, version, action, by, at
+        )
+    except RegistryError as exc:
+        print(f"error: {action} refused: {exc}", file=sys.stderr)
+        return 1
+    with instance:
+        if changed:
+            decision = "approved" if action == "approve" else "rejected"
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset_key=dg.AssetKey([spec.name, "approval"]),
+                    description=message,
+                    metadata={"model_version": int(version), "decision": decision, "by": by.strip(), "at": at},
+                )
+            )
+    print(message)
+    if changed and action == "approve":
+        print(f"the champion of {spec.name} moves to version {version} at the next automation tick")
+    return 0
 
 
 def _delta_restore(args: argparse.Namespace, settings) -> int:

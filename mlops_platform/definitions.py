@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from mlops_platform.assets.family import build_family
+from mlops_platform.automation.alerts import alerted_keys, build_alert_sensors
 from mlops_platform.automation.maintenance import build_maintenance_job, build_maintenance_schedule
 from mlops_platform.automation.sensors import build_automation_sensors
 from mlops_platform.settings import Settings, executor_for, resources_for
@@ -20,8 +21,9 @@ def build_definitions(settings: Settings | None = None, specs: list[ModelSpec] |
     settings = settings or Settings.from_env()
     families = [build_family(spec) for spec in (specs if specs is not None else discover_specs(settings.spec_modules))]
     maintenance = build_maintenance_job()
+    assets = [asset for family in families for asset in family.assets]
     return dg.Definitions(
-        assets=[asset for family in families for asset in family.assets],
+        assets=assets,
         jobs=[*(job for family in families for job in family.jobs), maintenance],
         schedules=[
             *(schedule for family in families for schedule in family.schedules),
@@ -30,6 +32,7 @@ def build_definitions(settings: Settings | None = None, specs: list[ModelSpec] |
         sensors=[
             *(sensor for family in families for sensor in family.sensors),
             *build_automation_sensors(),
+            *build_alert_sensors(*alerted_keys(assets)),
         ],
         resources=resources_for(settings, secrets_as_env_vars=True),
         executor=executor_for(settings),

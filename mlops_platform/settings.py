@@ -38,6 +38,16 @@ LANDING_LIMITS: dict[str, str] = {
     "MLOPS_LANDING_MAX_FUTURE_DAYS": "max_future_days",
     "MLOPS_LANDING_SENSOR_LOOKBACK_DAYS": "sensor_lookback_days",
 }
+# The alert notifier (automation.alerts): a webhook URL (a secret) and the document it receives.
+ALERT_WEBHOOK_VAR = "MLOPS_ALERT_WEBHOOK_URL"
+ALERT_FORMAT_VAR = "MLOPS_ALERT_FORMAT"
+FORMATS: tuple[str, ...] = ("json", "slack")
+# The metrics sink (Profile.metrics_sink): an endpoint override, and where Azure Monitor attaches metrics.
+METRICS_VARIABLES: tuple[str, ...] = (
+    "MLOPS_METRICS_ENDPOINT_URL",
+    "MLOPS_AZURE_MONITOR_RESOURCE_ID",
+    "MLOPS_AZURE_MONITOR_REGION",
+)
 # The serving deployer's settings: variable -> Settings.serving field. Each cloud profile's deployer
 # names the ones it needs (``Profile.deployer``); MLOPS_SERVING_TOKEN is only checked for presence.
 SERVING_VARIABLES: tuple[str, ...] = (
@@ -79,6 +89,9 @@ ENVIRONMENT_VARIABLES: tuple[str, ...] = (
     AZURE_CONNECTION_STRING_VAR,  # only whether it is set; its value reaches resources as an EnvVar
     "GOOGLE_CLOUD_PROJECT",
     *SERVING_VARIABLES,
+    ALERT_WEBHOOK_VAR,  # only whether it is set; its value (a secret) reaches the notifier as an EnvVar
+    ALERT_FORMAT_VAR,
+    *METRICS_VARIABLES,
 )
 
 
@@ -268,6 +281,28 @@ class Settings(BaseModel):
     serving: ServingSettings = Field(
         default_factory=ServingSettings, description="The endpoint deployer's settings (MLOPS_SERVING_*, ...)."
     )
+    metrics_endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint of the profile's monitoring service (MLOPS_METRICS_ENDPOINT_URL): an emulator or a "
+        "proxy; an override of Cloud Monitoring or Azure Monitor sends without credentials.",
+    )
+    azure_monitor_resource_id: str | None = Field(
+        default=None,
+        description="The Azure resource custom metrics belong to (MLOPS_AZURE_MONITOR_RESOURCE_ID), e.g. the "
+        "Azure ML workspace's id.",
+    )
+    azure_monitor_region: str | None = Field(
+        default=None,
+        description="Region of that resource (MLOPS_AZURE_MONITOR_REGION; default MLOPS_AZUREML_LOCATION).",
+    )
+    alert_webhook_set: bool = Field(
+        default=False,
+        description=f"{ALERT_WEBHOOK_VAR} is set: alerts go to that webhook (its value, a secret, reaches the "
+        "notifier as an EnvVar); unset, the alert sensors skip saying so.",
+    )
+    alert_format: Literal["json", "slack"] = Field(
+        default="json", description=f"The alert document ({ALERT_FORMAT_VAR}): json, or slack (text + blocks)."
+    )
     executor: Literal["in_process", "multiprocess", "k8s"] = Field(
         default="in_process",
         description="How a run executes its steps (MLOPS_EXECUTOR): in the run's process, one process "
@@ -325,6 +360,11 @@ class Settings(BaseModel):
                 spec_modules=_modules(get("MLOPS_SPECS")),
                 landing_limits=_landing_limits(env),
                 serving=_serving(env),
+                metrics_endpoint_url=_http_url("MLOPS_METRICS_ENDPOINT_URL", get("MLOPS_METRICS_ENDPOINT_URL")),
+                azure_monitor_resource_id=_azure_resource_id(get("MLOPS_AZURE_MONITOR_RESOURCE_ID")),
+                azure_monitor_region=_region("MLOPS_AZURE_MONITOR_REGION", get("MLOPS_AZURE_MONITOR_REGION")),
+                alert_webhook_set=_http_url(ALERT_WEBHOOK_VAR, get(ALERT_WEBHOOK_VAR)) is not None,
+                alert_format=_alert_format(get(ALERT_FORMAT_VAR)),  # type: ignore[arg-type]
                 executor=executor,  # type: ignore[arg-type]
             )
         except ValidationError as exc:
@@ -431,6 +471,28 @@ def _http_url(name: str, value: str | None) -> str | None:
     return value
 
 
+def _azure_resource_id(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/.+/.+", value):
+        raise SettingsError(
+            "MLOPS_AZURE_MONITOR_RESOURCE_ID is not an Azure resource id "
+            "(/subscriptions/<id>/resourceGroups/<group>/providers/<namespace>/<type>/<name>)"
+        )
+    return value
+
+
+def _region(name: str, value: str | None) -> str | None:
+    if value is not None and not _REGION.match(value):
+        raise SettingsError(f"{name}={value!r} is not a region name such as westeurope")
+    return value
+
+
+def _alert_format(value: str | None) -> str:
+    fmt = (value or "json").lower()
+    if fmt not in FORMATS:
+        raise SettingsError(f"{ALERT_FORMAT_VAR}={value!r} is not an alert format; choose one of {', '.join(FORMATS)}")
+    return fmt
+
+
 def _landing_limits(env: Mapping[str, str]) -> dict[str, int]:
     limits: dict[str, int] = {}
     for variable, field in LANDING_LIMITS.items():
@@ -483,6 +545,7 @@ def resources_for(settings: Settings, *, secrets_as_env_vars: bool = False) -> d
     them, so the UI's resource configuration shows the variable's name, never a password. Callers
     that use a resource directly (the CLI) take the plain values.
     """
+    from mlops_platform.automation.alerts import Notifier
     from mlops_platform.automation.operations import OPERATIONS_EXPERIMENT, lazy_mlflow_tracking
     from mlops_platform.storage.io_manager import DeltaIOManager, Lake
     from mlops_platform.storage.landing import LandingZone
@@ -510,6 +573,8 @@ def resources_for(settings: Settings, *, secrets_as_env_vars: bool = False) -> d
             ui_url=settings.mlflow_ui_url,
         ),
         "deployer": settings.cloud.deployer(),
+        "notifier": _notifier(settings, Notifier),
+        "metrics": settings.cloud.metrics_sink(),
         "mlflow": lazy_mlflow_tracking.configured(
             {
                 "experiment_name": OPERATIONS_EXPERIMENT,
@@ -518,6 +583,14 @@ def resources_for(settings: Settings, *, secrets_as_env_vars: bool = False) -> d
             }
         ),
     }
+
+
+def _notifier(settings: Settings, notifier: Any) -> Any:
+    """The alert notifier: the webhook URL is a secret, so it is always passed as the variable's name."""
+    import dagster as dg
+
+    url = dg.EnvVar(ALERT_WEBHOOK_VAR) if settings.alert_webhook_set else None
+    return notifier(webhook_url=url, format=settings.alert_format)
 
 
 def instance_config_for(settings: Settings, *, root: str | None = None, upload_interval: int = 30) -> dict[str, Any]:

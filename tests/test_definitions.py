@@ -22,6 +22,7 @@ def test_definitions_load_with_both_families(settings) -> None:
             "model",
             "evaluation",
             "champion",
+            "model_card",
             "endpoint",
             "predictions",
         ):
@@ -32,9 +33,30 @@ def test_definitions_load_with_both_families(settings) -> None:
         definitions.resolve_job_def(f"{spec}_rollback")
         definitions.resolve_schedule_def(f"{spec}_daily_ingest")
         assert definitions.resolve_sensor_def(f"{spec}_landing_sensor").default_status == dg.DefaultSensorStatus.RUNNING
-    for name in ("mlops_automation", "mlops_training"):
+    # The reference specs need no approval: no approval asset stands between evaluation and champion.
+    assert dg.AssetKey(["churn", "approval"]) not in graph.get_all_asset_keys()
+    for name in ("mlops_automation", "mlops_training", *ALERT_SENSORS):
         assert definitions.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
     dg.Definitions.validate_loadable(definitions)
+
+
+ALERT_SENSORS = ("mlops_alert_run_failures", "mlops_alert_checks", "mlops_alert_freshness")
+
+
+def test_alerts_watch_every_check_and_every_freshness_policy(settings) -> None:
+    from mlops_platform.automation.alerts import alerted_keys
+
+    checks, fresh = alerted_keys(build_definitions(settings).assets or [])
+    for spec in ("churn", "delivery_eta"):
+        assert {(k.asset_key.path[-1], k.name) for k in checks if k.asset_key.path[0] == spec} == {
+            ("raw", "files_valid"),
+            ("evaluation", "meets_threshold"),
+            ("evaluation", "no_regression_vs_champion"),
+            ("endpoint", "serves_champion"),
+            ("drift", "no_drift"),
+            ("performance", "performance_within_tolerance"),
+        }
+        assert {k.path[-1] for k in fresh if k.path[0] == spec} == {"raw", "features", "predictions"}
 
 
 def test_the_decorated_loader_builds_from_the_environment(monkeypatch, tmp_path) -> None:

@@ -209,9 +209,11 @@ def test_concurrent_runs_register_models_without_the_sqlite_pool(databases, pg_i
     platform.ingest(delivery, 2)
     import mlflow
 
-    # The schema exists before the runs start, as behind the deployed MLflow server (which migrates it
-    # once at start): concurrent first connections would race on creating it.
-    mlflow.MlflowClient(tracking_uri=databases.mlflow).search_experiments()
+    # The state of a platform that trained before: the schema (the deployed MLflow server migrates it once
+    # at start; concurrent first connections would race on creating it), the experiment and the model.
+    registry = resources_for(pg_settings)["registry"]
+    registry.experiment_id("mlops/delivery_eta")
+    registry.client().create_registered_model("delivery_eta")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     trainers = [
         subprocess.Popen(
@@ -226,11 +228,11 @@ def test_concurrent_runs_register_models_without_the_sqlite_pool(databases, pg_i
     outputs = [trainer.communicate(timeout=400) for trainer in trainers]
     for trainer, (out, err) in zip(trainers, outputs, strict=True):
         assert trainer.returncode == 0 and out.strip().splitlines()[-1].startswith("ok"), err[-3000:]
-    print([out.strip().splitlines()[-1] for out, _ in outputs])
-
+    reported = sorted(int(v) for out, _ in outputs for v in out.strip().splitlines()[-1][3:].strip(" []").split(","))
+    assert reported == [1, 2, 3]  # three registrations, each its own version number
     client = mlflow.MlflowClient(tracking_uri=databases.mlflow)
     versions = sorted(int(v.version) for v in client.search_model_versions("name='delivery_eta'"))
-    assert versions == [1, 2, 3]  # three registrations, each its own version number, none lost
+    assert versions == [1, 2, 3], f"the trainers registered {reported}; the registry holds {versions}"
 
 
 PROBE = """

@@ -85,6 +85,9 @@ def test_webserver_and_daemon_serve_the_platform(dagster_dev) -> None:
         "delivery_eta_retraining": "RUNNING",
         "mlops_automation": "RUNNING",
         "mlops_training": "RUNNING",
+        "mlops_alert_run_failures": "RUNNING",
+        "mlops_alert_checks": "RUNNING",
+        "mlops_alert_freshness": "RUNNING",
     }
     schedules = {s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]}
     assert schedules == {

@@ -21,6 +21,7 @@ from mlops_platform.assets.common import TRAINING_TAGS, Stage, chosen_beta_featu
 from mlops_platform.assets.endpoint import build_endpoint
 from mlops_platform.assets.features import build_features
 from mlops_platform.assets.ingest import build_ingest
+from mlops_platform.assets.model_card import build_model_card
 from mlops_platform.assets.monitoring import build_monitoring
 from mlops_platform.assets.promotion import build_champion, build_evaluation
 from mlops_platform.assets.scoring import build_predictions
@@ -45,6 +46,7 @@ STAGES: tuple[Callable[[Stage], Any], ...] = (
     build_model,
     build_evaluation,
     build_champion,
+    build_model_card,
     build_endpoint,
     build_predictions,
     build_monitoring,
@@ -93,7 +95,10 @@ def build_family(spec: ModelSpec) -> Family:
     )
     family.jobs = [ingest_job, train_job, build_rollback_job(spec, stage.key("champion"))]
     family.schedules = [build_daily_sweep(stage, ingest_job)]
-    family.sensors = [build_landing_sensor(spec, ingest_job), build_retraining_sensor(spec, train_job)]
+    family.sensors = [
+        build_landing_sensor(spec, ingest_job),
+        build_retraining_sensor(spec, train_job, send_metrics=True),
+    ]
     return family
 
 

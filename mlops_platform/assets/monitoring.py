@@ -19,6 +19,7 @@ from mlops_platform.assets.common import (
     retry_only_transient,
 )
 from mlops_platform.automation.conditions import follows_upstream
+from mlops_platform.profiles.metrics import Metric, MetricsSink
 from mlops_platform.storage.io_manager import Lake
 from mlops_platform.tracking.registry import MlflowRegistry
 
@@ -77,7 +78,13 @@ def build_drift(stage: Stage) -> dg.AssetsDefinition:
         kinds={"mlflow", "pandas"},
     )
     @retry_only_transient
-    def drift(context: dg.AssetExecutionContext, features: Frame, predictions: Frame, registry: MlflowRegistry):
+    def drift(
+        context: dg.AssetExecutionContext,
+        features: Frame,
+        predictions: Frame,
+        registry: MlflowRegistry,
+        metrics: MetricsSink,
+    ):
         """The day's features and predictions against the champion's reference profile (effect sizes)."""
         from mlops_platform.ml.drift import chart, compare
         from mlops_platform.ml.profile import PREDICTION
@@ -126,6 +133,18 @@ def build_drift(stage: Stage) -> dg.AssetsDefinition:
             },
         }
         decision = report.decision
+        model = {"model": spec.name}
+        metrics.record(
+            [
+                *(
+                    Metric("drift_score", float(c.score), {**model, "column": c.column})
+                    for c in report.columns
+                    if c.score is not None
+                ),
+                Metric("drifted_columns", float(len(report.drifted)), model),
+            ],
+            context.log,
+        )
         check = dg.AssetCheckResult(
             check_name=NO_DRIFT_CHECK,
             passed=decision == "ok",
@@ -188,7 +207,13 @@ def build_performance(stage: Stage) -> dg.AssetsDefinition:
         kinds={"mlflow", "pandas"},
     )
     @retry_only_transient
-    def performance(context: dg.AssetExecutionContext, predictions: Frame, registry: MlflowRegistry, lake: Lake):
+    def performance(
+        context: dg.AssetExecutionContext,
+        predictions: Frame,
+        registry: MlflowRegistry,
+        lake: Lake,
+        metrics: MetricsSink,
+    ):
         """The day's realised metric once labels land, the CBPE estimate before, against validation."""
         from mlops_platform.ml.performance import estimate_metric, match_labels, realised_metric, worse_by
 
@@ -284,6 +309,12 @@ def build_performance(stage: Stage) -> dg.AssetsDefinition:
             "predictions_delta_versions": dg.MetadataValue.json(predictions.attrs.get("delta_versions", {})),
             "labels_delta_versions": dg.MetadataValue.json(labels_versions),
         }
+        figures = {"performance_realised": realised, "performance_estimated": estimated}
+        dimensions = {"model": spec.name, "metric": spec.metric}
+        metrics.record(
+            [Metric(name, float(value), dimensions) for name, value in figures.items() if value is not None],
+            context.log,
+        )
         check = dg.AssetCheckResult(
             check_name=PERFORMANCE_CHECK,
             passed=passed,

@@ -1,4 +1,10 @@
-"""The promotion stage: challenger vs champion on the same pinned test set, and the gated alias move."""
+"""The promotion stage: challenger vs champion on the same pinned test set, and the gated alias move.
+
+A spec with ``requires_approval`` also has ``<model>/approval``, an external asset that
+``mlops-platform approve`` / ``reject`` report to: champion depends on it, so a person's decision re-runs
+the champion, which moves the alias only to a challenger a person approved (and otherwise records that
+it is waiting, as an observation of champion).
+"""
 
 import datetime as dt
 
@@ -61,6 +67,11 @@ def build_evaluation(stage: Stage) -> dg.AssetsDefinition:
             champion_score = score(registry.load_model(spec.registered_model_name, champion_version), test, spec)
         threshold = threshold_gate(challenger_score, spec)
         regression = regression_gate(challenger_score, champion_score, spec)
+        from mlops_platform.tracking.registry import GATES_TAG
+
+        # The version remembers its gates: an approval of a version that failed them is refused.
+        gates = "passed" if threshold.passed and regression.passed else "failed"
+        registry.set_version_tag(model["name"], model["version"], GATES_TAG, gates)
         result = {
             "challenger_version": model["version"],
             "champion_version": champion_version,
@@ -84,6 +95,7 @@ def build_evaluation(stage: Stage) -> dg.AssetsDefinition:
                     "training_set_version": model["training_set_version"],
                     "test_rows": len(test),
                     "gates_passed": result["passed"],
+                    "approval": ("required" if result["passed"] else None) if spec.requires_approval else None,
                 }
             ),
         )
@@ -107,13 +119,30 @@ def build_evaluation(stage: Stage) -> dg.AssetsDefinition:
     return evaluation
 
 
-def build_champion(stage: Stage) -> dg.AssetsDefinition:
+def build_approval(stage: Stage) -> dg.AssetSpec:
+    """``<model>/approval``: the decisions people record with ``mlops-platform approve`` / ``reject``."""
+    return dg.AssetSpec(
+        key=stage.key("approval"),
+        group_name=stage.group,
+        description=(
+            f"A person's decision on a {stage.spec.name} challenger that passed its gates "
+            "(mlops-platform approve / reject); champion waits for it."
+        ),
+        kinds={"mlflow"},
+    )
+
+
+def build_champion(stage: Stage) -> dg.AssetsDefinition | list:
     spec = stage.spec
+    approval = build_approval(stage) if spec.requires_approval else None
+    champion_key = stage.key("champion")
 
     @dg.asset(
-        key=stage.key("champion"),
+        key=champion_key,
         group_name=stage.group,
         ins={"evaluation": dg.AssetIn(stage.key("evaluation"))},
+        deps=[approval.key] if approval is not None else [],
+        output_required=False,
         automation_condition=promote_when_gates_pass(),
         retry_policy=TRANSIENT_RETRY,
         tags=TRAINING_TAGS,
@@ -121,8 +150,9 @@ def build_champion(stage: Stage) -> dg.AssetsDefinition:
         kinds={"mlflow"},
     )
     @retry_only_transient
-    def champion(context: dg.AssetExecutionContext, evaluation: dict, registry: MlflowRegistry) -> dg.MaterializeResult:
-        """Moves the champion alias to the challenger when its gates passed, and records the decision."""
+    def champion(context: dg.AssetExecutionContext, evaluation: dict, registry: MlflowRegistry):
+        """Moves the champion alias to the challenger when its gates passed (and, if the spec requires it,
+        a person approved it), and records the decision."""
         if not evaluation["passed"]:
             raise dg.Failure(
                 description=(
@@ -131,9 +161,29 @@ def build_champion(stage: Stage) -> dg.AssetsDefinition:
                 ),
                 metadata={"evaluation": dg.MetadataValue.json(evaluation)},
             )
-        from mlops_platform.tracking.registry import ChampionMovedError
+        from mlops_platform.tracking.registry import APPROVAL_AT_TAG, APPROVAL_BY_TAG, APPROVAL_TAG, ChampionMovedError
 
         version = evaluation["challenger_version"]
+        approved_by = None
+        if spec.requires_approval:
+            tags = registry.version_tags(spec.registered_model_name, version)
+            decision = tags.get(APPROVAL_TAG)
+            if decision != "approved":
+                why = (
+                    f"rejected by {tags.get(APPROVAL_BY_TAG)} at {tags.get(APPROVAL_AT_TAG)}"
+                    if decision == "rejected"
+                    else "waiting for approval: mlops-platform approve "
+                    f"--model {spec.name} --version {version} --by NAME"
+                )
+                context.log.info(f"{spec.name} version {version} passed its gates; champion not moved, {why}")
+                # No materialization: the champion did not change. The observation shows the wait in the UI.
+                yield dg.AssetObservation(
+                    asset_key=champion_key,
+                    description=f"version {version} passed its gates; {why}",
+                    metadata={"challenger_version": int(version), "approval": decision or "pending"},
+                )
+                return
+            approved_by = f"{tags.get(APPROVAL_BY_TAG)} at {tags.get(APPROVAL_AT_TAG)}"
         try:
             # Compare-and-set: only replace the champion this evaluation compared the challenger against.
             previous = registry.promote(
@@ -141,10 +191,11 @@ def build_champion(stage: Stage) -> dg.AssetsDefinition:
             )
         except ChampionMovedError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata=present(
                 {
                     "action": "promote",
+                    "approved_by": approved_by,
                     "champion_version": int(version),
                     "previous_champion_version": int(previous) if previous else None,
                     f"champion_{spec.metric}": dg.MetadataValue.float(evaluation["challenger_score"]),
@@ -153,4 +204,4 @@ def build_champion(stage: Stage) -> dg.AssetsDefinition:
             )
         )
 
-    return champion
+    return [approval, champion] if approval is not None else champion

@@ -21,6 +21,7 @@ from typing import Any
 
 import dagster as dg
 
+from mlops_platform.profiles.metrics import Metric, MetricsSink
 from mlops_platform.specs.base import ModelSpec
 
 RETRAIN_REASON_TAG = "mlops/retrain_reason"
@@ -101,15 +102,19 @@ def _consecutive(evaluations: list[Evaluation], partition: str | None, days: int
     return True
 
 
-def build_retraining_sensor(spec: ModelSpec, train_job: Any) -> dg.SensorDefinition:
-    """The guarded retraining sensor of ``spec``, requesting ``train_job`` (training set to champion)."""
+def build_retraining_sensor(spec: ModelSpec, train_job: Any, *, send_metrics: bool = False) -> dg.SensorDefinition:
+    """The guarded retraining sensor of ``spec``, requesting ``train_job`` (training set to champion).
+
+    ``send_metrics``: the sensor takes the ``metrics`` resource (the profile's sink) and sends each
+    decision on a failed check as ``retrain_decision`` = 1 with dimensions model, check and decision
+    (``requested``, ``cooldown``, ``cap``, ``waiting``); a sink failure is a warning in the tick's log."""
     policy = spec.monitoring
     decisions = RETRAIN_DECISIONS[policy.retrain_on]
     checks = {NO_DRIFT_CHECK: dg.AssetCheckKey(dg.AssetKey([spec.name, "drift"]), NO_DRIFT_CHECK)}
     if policy.retrain_on_performance:
         checks[PERFORMANCE_CHECK] = dg.AssetCheckKey(dg.AssetKey([spec.name, "performance"]), PERFORMANCE_CHECK)
 
-    @dg.sensor(
+    sensor_args: dict[str, Any] = dict(
         name=f"{spec.name}_retraining",
         job=train_job,
         minimum_interval_seconds=60,
@@ -121,7 +126,16 @@ def build_retraining_sensor(spec: ModelSpec, train_job: Any) -> dg.SensorDefinit
             + "."
         ),
     )
-    def retraining(context: dg.SensorEvaluationContext):
+
+    def decided(
+        context: dg.SensorEvaluationContext, metrics: MetricsSink | None, check: str, decision: str, result: Any
+    ) -> Any:
+        if metrics is not None:
+            dimensions = {"model": spec.name, "check": check, "decision": decision}
+            metrics.record([Metric("retrain_decision", 1.0, dimensions)], context.log)
+        return result
+
+    def evaluate(context: dg.SensorEvaluationContext, metrics: MetricsSink | None):
         state = json.loads(context.cursor) if context.cursor else {}
         seen: dict[str, int] = state.get("seen", {})
         retrains: list[str] = state.get("retrains", [])
@@ -164,7 +178,9 @@ def build_retraining_sensor(spec: ModelSpec, train_job: Any) -> dg.SensorDefinit
 
         if not failures and waiting:
             save(recent)
-            return dg.SkipReason("; ".join(waiting[-3:]))
+            return decided(
+                context, metrics, waiting[-1].split(" ", 1)[0], "waiting", dg.SkipReason("; ".join(waiting[-3:]))
+            )
         if not failures:
             save(recent)
             return dg.SkipReason(f"no new failed monitoring check of {spec.name} at {policy.retrain_on} or worse")
@@ -175,18 +191,30 @@ def build_retraining_sensor(spec: ModelSpec, train_job: Any) -> dg.SensorDefinit
             until = last + dt.timedelta(hours=policy.cooldown_hours)
             if now < until:
                 save(recent)
-                return dg.SkipReason(
-                    f"{what}: retrain skipped, cooldown until {until.isoformat(timespec='minutes')} "
-                    f"(last monitoring-triggered retrain at {last.isoformat(timespec='minutes')}, "
-                    f"cooldown {policy.cooldown_hours:g} h)"
+                return decided(
+                    context,
+                    metrics,
+                    newest.check,
+                    "cooldown",
+                    dg.SkipReason(
+                        f"{what}: retrain skipped, cooldown until {until.isoformat(timespec='minutes')} "
+                        f"(last monitoring-triggered retrain at {last.isoformat(timespec='minutes')}, "
+                        f"cooldown {policy.cooldown_hours:g} h)"
+                    ),
                 )
         if len(recent) >= policy.max_retrains:
             first = min(dt.datetime.fromisoformat(t) for t in recent)
             save(recent)
-            return dg.SkipReason(
-                f"{what}: retrain skipped, cap reached: {len(recent)} of {policy.max_retrains} retrains in the last "
-                f"{policy.window_hours:g} h; the next is allowed after "
-                f"{(first + dt.timedelta(hours=policy.window_hours)).isoformat(timespec='minutes')}"
+            return decided(
+                context,
+                metrics,
+                newest.check,
+                "cap",
+                dg.SkipReason(
+                    f"{what}: retrain skipped, cap reached: {len(recent)} of {policy.max_retrains} retrains in "
+                    f"the last {policy.window_hours:g} h; the next is allowed after "
+                    f"{(first + dt.timedelta(hours=policy.window_hours)).isoformat(timespec='minutes')}"
+                ),
             )
         reason = f"{spec.name}/{newest.check} {newest.decision} on {newest.partition}: {newest.description}"[:500]
         if newest.partition is not None:
@@ -194,9 +222,22 @@ def build_retraining_sensor(spec: ModelSpec, train_job: Any) -> dg.SensorDefinit
             triggered[newest.check] = [*days, newest.partition][-TRIGGERED_DAYS:]
         save([*recent, now.isoformat()])
         context.log.info(f"requesting a retrain of {spec.name}: {reason}")
-        return dg.RunRequest(
+        request = dg.RunRequest(
             run_key=f"retrain:{newest.check}:{newest.record_id}",
             tags={RETRAIN_REASON_TAG: reason, TRIGGER_TAG: "monitoring"},
         )
+        return decided(context, metrics, newest.check, "requested", request)
+
+    if send_metrics:
+
+        @dg.sensor(**sensor_args)
+        def retraining_with_metrics(context: dg.SensorEvaluationContext, metrics: MetricsSink):
+            return evaluate(context, metrics)
+
+        return retraining_with_metrics
+
+    @dg.sensor(**sensor_args)
+    def retraining(context: dg.SensorEvaluationContext):
+        return evaluate(context, None)
 
     return retraining

@@ -48,6 +48,14 @@ class AwsProfile(CloudProfile):
             config["endpoint_url"] = self.settings.storage_endpoint_url
         return {"module": "dagster_aws.s3.compute_log_manager", "class": "S3ComputeLogManager", "config": config}
 
+    def metrics_sink(self) -> Any:
+        """CloudWatch custom metrics in AWS_REGION (MLOPS_METRICS_ENDPOINT_URL overrides the endpoint)."""
+        from mlops_platform.profiles.metrics import CloudWatchSink, UnconfiguredMetricsSink
+
+        if not self.settings.aws_region:
+            return UnconfiguredMetricsSink(missing=["AWS_REGION"])
+        return CloudWatchSink(region=self.settings.aws_region, endpoint_url=self.settings.metrics_endpoint_url)
+
     def deployer(self) -> Any:
         """SageMaker: the serving image as a real-time endpoint, model.tar.gz under the MLflow artifact root."""
         from mlops_platform.serving.deployers.sagemaker import SageMakerDeployer

@@ -73,6 +73,26 @@ class AzureProfile(CloudProfile):
             },
         }
 
+    def metrics_sink(self) -> Any:
+        """Azure Monitor custom metrics on MLOPS_AZURE_MONITOR_RESOURCE_ID in MLOPS_AZURE_MONITOR_REGION
+        (default MLOPS_AZUREML_LOCATION); MLOPS_METRICS_ENDPOINT_URL overrides the regional endpoint."""
+        from mlops_platform.profiles.metrics import AzureMonitorSink, UnconfiguredMetricsSink
+
+        settings = self.settings
+        region = settings.azure_monitor_region or settings.serving.azureml_location
+        missing = missing_settings(
+            {
+                "MLOPS_AZURE_MONITOR_RESOURCE_ID": settings.azure_monitor_resource_id,
+                "MLOPS_AZURE_MONITOR_REGION (or MLOPS_AZUREML_LOCATION)": region,
+            }
+        )
+        if missing:
+            return UnconfiguredMetricsSink(missing=missing)
+        assert settings.azure_monitor_resource_id and region
+        return AzureMonitorSink(
+            resource_id=settings.azure_monitor_resource_id, region=region, endpoint_url=settings.metrics_endpoint_url
+        )
+
     def deployer(self) -> Any:
         """Azure ML: a managed online endpoint, blue/green deployments of the serving image."""
         from mlops_platform.serving.deployers.azureml import AzureMLDeployer

@@ -108,6 +108,22 @@ class Profile(abc.ABC):
         ``unconfigured(kind, [variables])``: the definitions still load and the endpoint
         materialization fails with a message naming the variables."""
 
+    def metrics_sink(self) -> Any:
+        """The metrics sink (resource key ``metrics``, a ``profiles.metrics.MetricsSink``) that drift scores,
+        realised and estimated performance and retrain decisions are also sent to: the cloud's own
+        monitoring service (CloudWatch, Cloud Monitoring, Azure Monitor).
+
+        Contract: built from ``self.settings`` alone, no network and no SDK import (the sink creates its
+        client when it first sends; credentials come from the SDK's default chain, never a setting), and
+        the same settings give an equal sink (idempotent). When a variable the service needs is unset,
+        return ``UnconfiguredMetricsSink(missing=[variables])``: the definitions load, and each send is
+        a warning naming the variables. The sink's ``put`` raises ``MetricsSinkError``; callers send through
+        ``record``, which logs that as a warning, so a step never fails for its metrics. This default
+        (local, and any profile without a monitoring service) sends nothing: nothing leaves the machine."""
+        from mlops_platform.profiles.metrics import LocalMetricsSink
+
+        return LocalMetricsSink()
+
 
 def unconfigured(kind: str, missing: list[str]) -> Any:
     """A deployer whose every call fails naming the ``missing`` variables."""

@@ -45,6 +45,14 @@ class GcpProfile(CloudProfile):
             "config": {"bucket": bucket, "prefix": prefix, "upload_interval": upload_interval},
         }
 
+    def metrics_sink(self) -> Any:
+        """Cloud Monitoring custom metrics in GOOGLE_CLOUD_PROJECT (MLOPS_METRICS_ENDPOINT_URL overrides the API)."""
+        from mlops_platform.profiles.metrics import CloudMonitoringSink, UnconfiguredMetricsSink
+
+        if not self.settings.gcp_project:
+            return UnconfiguredMetricsSink(missing=["GOOGLE_CLOUD_PROJECT"])
+        return CloudMonitoringSink(project=self.settings.gcp_project, endpoint_url=self.settings.metrics_endpoint_url)
+
     def deployer(self) -> Any:
         """Vertex AI: the serving image as a model on an endpoint, the version's MLflow folder on GCS as artifact."""
         from mlops_platform.serving.deployers.vertex import VertexDeployer

@@ -118,6 +118,11 @@ class ModelSpec(BaseModel):
     freshness_hours: int = Field(default=36, ge=1)
     skops_trusted_types: tuple[str, ...] = ()
     monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)
+    requires_approval: bool = Field(
+        default=False,
+        description="A challenger that passed its gates becomes champion only once a person approves it "
+        "(mlops-platform approve --model NAME --version N --by NAME).",
+    )
 
     @field_validator("name")
     @classmethod

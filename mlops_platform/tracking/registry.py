@@ -20,6 +20,13 @@ if TYPE_CHECKING:
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION_TAG = "mlops.previous_champion"
+# Written on a version by its evaluation: "passed" or "failed" (the promotion gates).
+GATES_TAG = "mlops.gates"
+# A person's decision on a version of a spec that requires approval: "approved" or "rejected", by whom, when.
+APPROVAL_TAG = "mlops.approval"
+APPROVAL_BY_TAG = "mlops.approval_by"
+APPROVAL_AT_TAG = "mlops.approval_at"
+APPROVAL_DECISIONS = {"approve": "approved", "reject": "rejected"}
 # The trusted-type list a version is loaded with, written by the platform (log_model, import), never
 # read from the model's own MLmodel file: a crafted MLmodel could trust any type it likes.
 TRUSTED_TYPES_TAG = "mlops.skops_trusted_types"
@@ -253,6 +260,57 @@ class MlflowRegistry(dg.ConfigurableResource):
 
     def version_tags(self, model_name: str, version: str) -> dict[str, str]:
         return dict(self.client().get_model_version(model_name, version).tags)
+
+    def set_version_tag(self, model_name: str, version: str, key: str, value: str) -> None:
+        self.client().set_model_version_tag(model_name, version, key, value)
+
+    def decide_approval(self, model_name: str, version: str, action: str, by: str, at: str) -> tuple[str, bool]:
+        """Record a person's ``action`` (``approve`` or ``reject``) on ``version``: (what happened, changed).
+
+        Idempotent: the same decision again changes nothing and says who decided when. Refused
+        (RegistryError) for a version that does not exist, has not been evaluated, failed its gates
+        (approve), is not the challenger (approve: the champion only moves to the version the latest
+        evaluation judged), or already carries the other decision (a decision is final: train a new version).
+        """
+        decision = APPROVAL_DECISIONS[action]
+        who = by.strip()
+        if not who or len(who) > 100 or not who.isprintable():
+            raise RegistryError("--by must name the person deciding (1-100 printable characters)")
+        if not self.version_exists(model_name, version):
+            raise RegistryError(f"model {model_name!r} has no version {version} in the registry")
+        tags = self.version_tags(model_name, version)
+        earlier = tags.get(APPROVAL_TAG)
+        if earlier == decision:
+            return (
+                f"{model_name} version {version} was already {decision} by {tags.get(APPROVAL_BY_TAG)} "
+                f"at {tags.get(APPROVAL_AT_TAG)}; nothing changed",
+                False,
+            )
+        if earlier is not None:
+            raise RegistryError(
+                f"{model_name} version {version} was already {earlier} by {tags.get(APPROVAL_BY_TAG)} at "
+                f"{tags.get(APPROVAL_AT_TAG)}; a decision is final: train a new version to decide again"
+            )
+        if action == "approve":
+            gates = tags.get(GATES_TAG)
+            if gates is None:
+                raise RegistryError(
+                    f"{model_name} version {version} has not been evaluated: its promotion gates decide before a person"
+                )
+            if gates != "passed":
+                raise RegistryError(
+                    f"{model_name} version {version} failed its promotion gates; there is nothing to approve"
+                )
+            challenger = self.alias_version(model_name, CHALLENGER)
+            if challenger != version:
+                raise RegistryError(
+                    f"{model_name} version {version} is no longer the challenger (version {challenger or 'none'} is): "
+                    "the champion only moves to the version the latest evaluation judged"
+                )
+        client = self.client()
+        for key, value in ((APPROVAL_BY_TAG, who), (APPROVAL_AT_TAG, at), (APPROVAL_TAG, decision)):
+            client.set_model_version_tag(model_name, version, key, value)
+        return f"{model_name} version {version} {decision} by {who} at {at}", True
 
     def load_model(self, model_name: str, version: str, extra_trusted_types: Sequence[str] | None = None) -> Any:
         """The fitted pipeline of a version, deserialized by skops with the platform's trusted types.
