@@ -78,6 +78,7 @@ bench: install
 	$(BIN)/python benchmarks/import_time.py
 	$(BIN)/python benchmarks/delta_io.py
 	$(BIN)/python benchmarks/landing_sensor.py
+	$(BIN)/python benchmarks/scale.py --smoke
 	$(BIN)/python benchmarks/serving.py --home $(MLOPS_HOME)
 	$(UV) sync --frozen --group bench --compile-bytecode --python $(PYTHON)
 	$(BIN)/python benchmarks/drift.py; status=$$?; \

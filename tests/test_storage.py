@@ -135,3 +135,67 @@ def test_io_manager_fails_clearly_without_a_recorded_upstream(tmp_path, instance
             resources={"delta": DeltaIOManager(lake=lake)},
             instance=instance,
         )
+
+
+def test_a_stream_replaces_the_table_in_one_commit_and_keeps_dtypes(tmp_path) -> None:
+    from mlops_platform.storage.delta import write_stream
+
+    uri = str(tmp_path / "t")
+    write_table(uri, _frame(D1, [9]))
+    frames = [_frame(D1, [1, 2]), _frame(D1, [])[["id", "ts", "name", "day"]], _frame(D2, [3])]
+    frames[2]["name"] = None  # no value to infer a type from: takes the column's type in the others
+    result = write_stream(uri, lambda: iter(frames))
+    assert (result.version, result.rows) == (1, 3)
+    table = read_table(uri, 1)
+    assert sorted(table["id"]) == [1, 2, 3]
+    assert table.dtypes.to_dict() == _frame(D1, [1]).dtypes.to_dict()
+    assert read_table(uri, 0)["id"].tolist() == [9]
+
+
+def test_a_stream_frame_that_does_not_fit_is_refused_naming_it_and_nothing_commits(tmp_path) -> None:
+    from mlops_platform.storage.delta import write_stream
+
+    uri = str(tmp_path / "t")
+    write_table(uri, _frame(D1, [9]))
+    bad = _frame(D2, [3]).rename(columns={"name": "other"})
+    with pytest.raises(ValueError, match=r"frame 1 of the stream .* has columns"):
+        write_stream(uri, lambda: iter([_frame(D1, [1]), bad]))
+    from deltalake import DeltaTable
+
+    assert DeltaTable(uri).version() == 0
+
+
+def test_a_filtered_read_loads_only_the_rows_and_columns_asked_for(tmp_path) -> None:
+    from mlops_platform.storage.delta import PinnedDays, PinnedTable, plan_batches
+
+    uri = str(tmp_path / "t")
+    write_table(uri, _frame(D1, [1, 2, 3]), days=[D1])
+    write_table(uri, _frame(D2, [4, 5]), days=[D2])
+    rows = read_table(uri, 1, where="id >= 2 AND id < 5", columns=["id", "day"])
+    assert list(rows.columns) == ["id", "day"] and sorted(rows["id"]) == [2, 3, 4]
+    pinned = PinnedDays(uri, {D1: 0, D2: 1})
+    assert pinned.rows_by_day() == {D1: 3, D2: 2}
+    assert [days for days, _ in pinned.batches(3)] == [[D1], [D2]]
+    assert [days for days, _ in pinned.batches(10)] == [[D1, D2]]
+    assert plan_batches({D1: 5, D2: 1}, 2) == [[D1], [D2]]  # a day larger than a batch is never split
+    table = PinnedTable(uri, 1)
+    assert table.count("id > 1") == 4
+    assert sum(len(f) for f in table.batches(where="id > 1")) == 4
+
+
+def test_a_stream_whose_frames_read_delta_writes_every_frame(tmp_path) -> None:
+    """The training set's frames are read from Delta while delta-rs pulls them (issue 13): a producer
+    inside delta-rs's runtime would fail with "Cannot start a runtime from within a runtime"."""
+    from mlops_platform.storage.delta import STREAM_BATCH_ROWS, write_stream
+
+    source, target = str(tmp_path / "source"), str(tmp_path / "target")
+    write_table(source, _frame(D1, list(range(10))), days=[D1])
+
+    def frames():
+        for _ in range(3):  # each frame read from Delta, more rows than one Arrow batch over the stream
+            frame = read_table(source, 0)
+            yield pd.concat([frame] * (STREAM_BATCH_ROWS // 10 + 1), ignore_index=True)
+
+    result = write_stream(target, frames)
+    assert result.rows == 3 * 10 * (STREAM_BATCH_ROWS // 10 + 1)
+    assert len(read_table(target, result.version)) == result.rows

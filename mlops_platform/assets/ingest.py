@@ -1,7 +1,9 @@
 """The ingest stage: the day's landed files, validated and typed, into the raw and labels tables."""
 
 import datetime as dt
+import functools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +133,18 @@ def ingest_day(spec: ModelSpec, day: dt.date, landing: LandingZone, log: Any) ->
     A day folder that is a link, and a link, odd name or sub-folder inside it, is quarantined itself
     (never followed, never read).
     """
+    by_stream, unknown = list_day(spec, day, landing, log)
+    result = DayIngest(day, {}, {}, {"events": unknown, "labels": {}}, {})
+    for stream, paths in by_stream.items():
+        frame, ingested, rejected = _ingest_stream(paths, stream, spec, day, landing, log)
+        result.frames[stream], result.duplicates[stream] = _dedupe(frame, [spec.entity_key, spec.event_timestamp])
+        result.ingested[stream] = ingested
+        result.rejected[stream].update(rejected)
+    return result
+
+
+def list_day(spec: ModelSpec, day: dt.date, landing: LandingZone, log: Any) -> tuple[dict[str, list], dict[str, str]]:
+    """The day's files by stream, and the reasons of the entries quarantined instead (links, odd names)."""
     by_stream: dict[str, list] = {"events": [], "labels": []}
     unknown: dict[str, str] = {}
     entries, refused_day = landing.day_listing(spec.name, day)
@@ -149,13 +163,49 @@ def ingest_day(spec: ModelSpec, day: dt.date, landing: LandingZone, log: Any) ->
                 log.warning(f"{sanitize(path)} disappeared before it could be quarantined")
         else:
             by_stream[stream].append(path)
-    result = DayIngest(day, {}, {}, {"events": unknown, "labels": {}}, {})
-    for stream, paths in by_stream.items():
-        frame, ingested, rejected = _ingest_stream(paths, stream, spec, day, landing, log)
-        result.frames[stream], result.duplicates[stream] = _dedupe(frame, [spec.entity_key, spec.event_timestamp])
-        result.ingested[stream] = ingested
-        result.rejected[stream].update(rejected)
-    return result
+    return by_stream, unknown
+
+
+@dataclass
+class RangeIngest:
+    """A range run's ingestion, one day and one stream at a time: each day's frame is written before
+    the next day is read, so a run over many days holds about one day in memory."""
+
+    spec: ModelSpec
+    days: list[dt.date]
+    landing: LandingZone
+    log: Any
+
+    def __post_init__(self) -> None:
+        self.listings: dict[dt.date, tuple[dict[str, list], dict[str, str]]] = {}
+        self.ingested: dict[str, dict[str, list[str]]] = {"events": {}, "labels": {}}
+        self.rejected: dict[str, dict[str, str]] = {"events": {}, "labels": {}}
+        self.duplicates = {"events": 0, "labels": 0}
+
+    def listing(self, day: dt.date) -> tuple[dict[str, list], dict[str, str]]:
+        """The day's files, listed once per run (the labels see the listing the events saw)."""
+        if day not in self.listings:
+            self.listings[day] = list_day(self.spec, day, self.landing, self.log)
+            self.rejected["events"].update(self.listings[day][1])
+        return self.listings[day]
+
+    def batches(self, stream: str) -> Iterator[tuple[list[dt.date], Frame]]:
+        spec = self.spec
+        for day in self.days:
+            paths = self.listing(day)[0][stream]
+            frame, ingested, rejected = _ingest_stream(paths, stream, spec, day, self.landing, self.log)
+            frame, dropped = _dedupe(frame, [spec.entity_key, spec.event_timestamp])
+            self.ingested[stream][day.isoformat()] = ingested
+            self.rejected[stream].update(rejected)
+            self.duplicates[stream] += dropped
+            yield [day], frame
+
+    def summary(self, stream: str) -> dict[str, Any]:
+        return {
+            "files_ingested": dg.MetadataValue.json(self.ingested[stream]),
+            "files_quarantined_this_run": dg.MetadataValue.json(self.rejected[stream]),
+            "duplicate_rows_dropped": self.duplicates[stream],
+        }
 
 
 def build_ingest(stage: Stage) -> dg.AssetsDefinition:
@@ -198,27 +248,19 @@ def build_ingest(stage: Stage) -> dg.AssetsDefinition:
     @retry_only_transient
     def ingest(context: dg.AssetExecutionContext, landing: LandingZone):
         """Ingest exactly the files of each day in the run; quarantine bad files with their reason."""
-        import pandas as pd
+        from mlops_platform.storage.delta import DayBatches
 
-        days = [ingest_day(spec, dt.date.fromisoformat(key), landing, context.log) for key in context.partition_keys]
-        quarantined = {
-            path: reason for d in days for path, reason in landing.quarantined(spec.name, d.day.isoformat()).items()
-        }
+        days = [dt.date.fromisoformat(key) for key in context.partition_keys]
+        run = RangeIngest(spec, days, landing, context.log)
         for stream, output in (("events", f"{spec.name}__raw"), ("labels", f"{spec.name}__labels")):
-            frames = [d.frames[stream] for d in days]
             yield dg.Output(
-                pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0],
-                output_name=output,
-                metadata={
-                    "files_ingested": dg.MetadataValue.json({d.day.isoformat(): d.ingested[stream] for d in days}),
-                    "files_quarantined_this_run": dg.MetadataValue.json(
-                        {name: reason for d in days for name, reason in d.rejected[stream].items()}
-                    ),
-                    "duplicate_rows_dropped": sum(d.duplicates[stream] for d in days),
-                },
+                DayBatches(run.batches(stream), summary=functools.partial(run.summary, stream)), output_name=output
             )
-        total = sum(len(d.ingested[s]) for d in days for s in d.ingested)
-        span = days[0].day.isoformat() if len(days) == 1 else f"{days[0].day}..{days[-1].day}"
+        quarantined = {
+            path: reason for day in days for path, reason in landing.quarantined(spec.name, day.isoformat()).items()
+        }
+        total = sum(len(files) for stream in run.ingested.values() for files in stream.values())
+        span = days[0].isoformat() if len(days) == 1 else f"{days[0]}..{days[-1]}"
         yield dg.AssetCheckResult(
             asset_key=raw_key,
             check_name=FILES_VALID_CHECK,

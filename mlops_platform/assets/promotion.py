@@ -58,8 +58,8 @@ def build_evaluation(stage: Stage) -> dg.AssetsDefinition:
         from mlops_platform.ml.metrics import regression_gate, score, threshold_gate
         from mlops_platform.tracking.registry import CHAMPION
 
-        data = lake.load_version(training_key, model["training_set_version"])
-        test = data[data["split"] == "test"]
+        # Only the test split is read, not the whole training set.
+        test = lake.load_version(training_key, model["training_set_version"], where="split = 'test'")
         challenger_score = score(registry.load_model(model["name"], model["version"]), test, spec)
         champion_version = registry.alias_version(spec.registered_model_name, CHAMPION)
         champion_score = None

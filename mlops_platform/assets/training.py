@@ -5,6 +5,7 @@ import json
 import dagster as dg
 
 from mlops_platform.assets.common import TRAINING_TAGS, TRANSIENT_RETRY, Frame, Stage, retry_only_transient
+from mlops_platform.storage.io_manager import LAZY
 from mlops_platform.tracking.registry import MlflowRegistry
 
 # Set by the retraining sensor on the runs it requests; copied to the model's MLflow run.
@@ -44,7 +45,7 @@ def build_model(stage: Stage) -> dg.AssetsDefinition:
     @dg.asset(
         key=model_key,
         group_name=stage.group,
-        ins={"training_set": dg.AssetIn(training_key)},
+        ins={"training_set": dg.AssetIn(training_key, metadata=LAZY)},
         automation_condition=dg.AutomationCondition.eager(),
         code_version=stage.code_version,
         retry_policy=TRANSIENT_RETRY,
@@ -55,14 +56,18 @@ def build_model(stage: Stage) -> dg.AssetsDefinition:
     @retry_only_transient
     def model(context: dg.AssetExecutionContext, training_set: Frame, registry: MlflowRegistry) -> dict:
         """A scikit-learn pipeline trained on the pinned training set, registered in MLflow as challenger."""
+        import pandas as pd
+
         from mlops_platform.ml.metrics import score
         from mlops_platform.ml.training import train
         from mlops_platform.serving.signature import landed_input_example
 
-        pipeline = train(training_set, spec)
-        validation = training_set[training_set["split"] == "validation"]
+        # Only the train sample and the validation split are read, never the whole training set.
+        train_rows, validation, sample = _train_and_validation(training_set, spec)
+        pipeline = train(train_rows, spec)
         metrics = {f"validation_{spec.metric}": score(pipeline, validation, spec)}
         training_version = int(training_set.attrs["delta_versions"]["all"])
+        used = pd.concat([train_rows, validation], ignore_index=True)
         tags = {
             "mlops.spec": spec.name,
             "dagster.run_id": context.run.run_id,
@@ -71,21 +76,24 @@ def build_model(stage: Stage) -> dg.AssetsDefinition:
             "mlops.training_set_uri": training_set.attrs["delta_uri"],
             "mlops.training_set_version": str(training_version),
             "mlops.input_data_versions": json.dumps({training_key.to_user_string(): training_version}, sort_keys=True),
+            "mlops.train_sample": sample.rule,
         }
         reason = context.run.tags.get(RETRAIN_REASON_RUN_TAG)
         if reason:
             tags[RETRAIN_REASON_MLFLOW_TAG] = reason
-        profile = reference_profile(pipeline, training_set, spec, metrics[f"validation_{spec.metric}"])
+        profile = reference_profile(pipeline, used, spec, metrics[f"validation_{spec.metric}"])
         record = registry.log_model(
             model_name=spec.registered_model_name,
             experiment=f"mlops/{spec.name}",
             pipeline=pipeline,
             # Integer columns stay integers, so MLflow's own pyfunc scores rows typed as they land.
-            input_example=landed_input_example(training_set, spec),
+            input_example=landed_input_example(train_rows, spec),
             metrics=metrics,
             params={
                 "estimator": type(pipeline[-1]).__name__,
-                "rows_train": int((training_set["split"] == "train").sum()),
+                "rows_train": sample.rows_used,
+                "rows_train_available": sample.rows_available,
+                "max_training_rows": spec.max_training_rows or "unlimited",
             },
             tags=tags,
             training_set_version=training_version,
@@ -102,6 +110,9 @@ def build_model(stage: Stage) -> dg.AssetsDefinition:
                 "model_version": int(record.version),
                 "model_uri": record.model_uri,
                 "training_set_version": training_version,
+                "rows_trained_on": sample.rows_used,
+                "rows_train_split": sample.rows_available,
+                "train_sample": sample.rule,
                 **{name: dg.MetadataValue.float(value) for name, value in metrics.items()},
                 **({"retrain_reason": reason} if reason else {}),
             }
@@ -109,3 +120,28 @@ def build_model(stage: Stage) -> dg.AssetsDefinition:
         return record.to_dict()
 
     return model
+
+
+def _train_and_validation(training_set, spec):
+    """The train rows (all, or ``spec.max_training_rows`` sampled by entity hash) and the validation split.
+
+    ``training_set`` is the pinned table (read by the scan, the train split in batches) or, when the
+    asset is invoked directly, a frame.
+    """
+    from mlops_platform.ml.dataset import SPLIT_COLUMN
+    from mlops_platform.ml.training import sample_train_split
+    from mlops_platform.storage.delta import PinnedTable
+
+    if isinstance(training_set, PinnedTable):
+        where = f"{SPLIT_COLUMN} = 'train'"
+        available = training_set.count(where)
+        sample = sample_train_split(lambda: training_set.batches(where=where), available, spec)
+        validation = training_set.read(where=f"{SPLIT_COLUMN} = 'validation'")
+    else:
+        train_split = training_set[training_set[SPLIT_COLUMN] == "train"]
+        sample = sample_train_split(lambda: iter([train_split]), len(train_split), spec)
+        validation = training_set[training_set[SPLIT_COLUMN] == "validation"]
+    if not sample.rows_used:  # no train rows: an empty frame with the columns, so train() says so
+        return validation.iloc[:0], validation, sample
+    sample.frame[SPLIT_COLUMN] = "train"
+    return sample.frame, validation, sample

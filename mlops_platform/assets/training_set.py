@@ -4,6 +4,7 @@ import dagster as dg
 
 from mlops_platform.assets.common import DELTA, TRAINING_TAGS, TRANSIENT_RETRY, Frame, Stage, retry_only_transient
 from mlops_platform.automation.conditions import retrain_on
+from mlops_platform.storage.io_manager import LAZY
 
 
 def build_training_set(stage: Stage) -> dg.AssetsDefinition:
@@ -13,7 +14,10 @@ def build_training_set(stage: Stage) -> dg.AssetsDefinition:
         key=stage.key("training_set"),
         group_name=stage.group,
         io_manager_key=DELTA,
-        ins={"features": dg.AssetIn(stage.key("features")), "labels": dg.AssetIn(stage.key("labels"))},
+        ins={
+            "features": dg.AssetIn(stage.key("features"), metadata=LAZY),
+            "labels": dg.AssetIn(stage.key("labels"), metadata=LAZY),
+        },
         # At the spec's retrain hour given new data; the first training once labels with features landed.
         automation_condition=retrain_on(
             spec.retrain_cron,
@@ -29,17 +33,25 @@ def build_training_set(stage: Stage) -> dg.AssetsDefinition:
     @retry_only_transient
     def training_set(context: dg.AssetExecutionContext, features: Frame, labels: Frame) -> Frame:
         """Labels of the training window joined point-in-time with features, split by entity hash."""
-        from mlops_platform.ml.dataset import build_training_set
+        from mlops_platform.ml.dataset import StreamedTrainingSet
+        from mlops_platform.storage.delta import TableStream
 
-        built = build_training_set(features, labels, spec)
-        start, end, joined = built.window_start, built.window_end, built.frame
-        if joined.empty:
-            raise ValueError(
-                f"{spec.name}: no label between {start} and {end} has a feature row at or before its event"
-            )
-        counts = joined["split"].value_counts()
-        context.add_output_metadata(
-            {
+        # Out of core: the window is joined batch by batch of event days and streamed into one commit.
+        built = StreamedTrainingSet(features, labels, spec)
+        start, end = built.window_start, built.window_end
+
+        def frames():
+            produced = False
+            for frame in built():
+                produced = True
+                yield frame
+            if not produced:
+                raise ValueError(
+                    f"{spec.name}: no label between {start} and {end} has a feature row at or before its event"
+                )
+
+        def summary() -> dict:
+            return {
                 "window_start": start.isoformat(),
                 "window_end": end.isoformat(),
                 "features_delta_versions": dg.MetadataValue.json(features.attrs["delta_versions"]),
@@ -47,9 +59,9 @@ def build_training_set(stage: Stage) -> dg.AssetsDefinition:
                 "labels_without_features": built.labels_without_features,
                 # Older labels of an (entity, event time) replaced by a revision that landed later.
                 "labels_superseded": built.labels_superseded,
-                **{f"rows_{name}": int(counts.get(name, 0)) for name in ("train", "validation", "test")},
+                **{f"rows_{name}": built.split_rows[name] for name in ("train", "validation", "test")},
             }
-        )
-        return joined
+
+        return TableStream(frames, summary=summary)
 
     return training_set

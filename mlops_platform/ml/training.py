@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mlops_platform.specs.base import ModelSpec
@@ -74,3 +77,69 @@ def predict(model: Any, frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
     proba = model.predict_proba(inputs)
     classes = model.classes_
     return pd.DataFrame({"prediction": classes[proba.argmax(axis=1)], "probability": proba[:, -1]}, index=frame.index)
+
+
+# Sample keys: a second draw from the same 64-bit entity hash whose last two decimal digits pick the
+# split (dataset.assign_split), so a sample is reproducible from the training set version alone.
+SAMPLE_KEY_RANGE = 1_000_000
+
+
+def sample_keys(entity_ids: pd.Series) -> np.ndarray:
+    """A number in [0, 1) per row from the entity hash the split uses: same entity, same key, every run."""
+    hashed = pd.util.hash_pandas_object(entity_ids.astype(str), index=False).to_numpy()
+    return ((hashed // 100) % SAMPLE_KEY_RANGE) / SAMPLE_KEY_RANGE
+
+
+@dataclass(frozen=True)
+class TrainSample:
+    """The rows a model is fitted on, and how they were drawn from the train split."""
+
+    frame: pd.DataFrame
+    rows_available: int  # rows of the train split
+    rows_used: int
+    rule: str
+
+
+def sample_train_split(
+    batches: Callable[[], Iterable[pd.DataFrame]], rows_available: int, spec: ModelSpec
+) -> TrainSample:
+    """The train split, or with ``spec.max_training_rows`` the rows with the smallest sample keys (entity
+    hash, then event time and entity), read batch by batch so only the sample is ever held.
+
+    ``batches`` yields the train split's rows (a factory, in case a second pass is needed). The sample is
+    a function of the rows alone, not of their order, so the same training set version gives the same
+    sample in every run.
+    """
+    limit = spec.max_training_rows
+    if limit is None or rows_available <= limit:
+        frames = list(batches())
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else (frames[0] if frames else pd.DataFrame())
+        return TrainSample(frame, rows_available, len(frame), "all rows of the train split")
+    # Rows whose key is below a margin over the fraction wanted; the smallest keys win at the end.
+    margin = min(1.0, 1.2 * limit / rows_available + 0.001)
+    while True:
+        kept: list[pd.DataFrame] = []
+        for frame in batches():
+            keys = sample_keys(frame[spec.entity_key])
+            chosen = frame[keys < margin].copy()
+            chosen["_sample_key"] = keys[keys < margin]
+            kept.append(chosen)
+        candidates = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame()
+        if len(candidates) >= limit or margin >= 1.0:
+            break
+        margin = 1.0  # the hash put fewer rows below the margin than expected: take every key
+    order = ["_sample_key", spec.event_timestamp, spec.entity_key]
+    sample = candidates.sort_values(order, kind="stable").head(limit).drop(columns=["_sample_key"])
+    rule = f"{limit} rows of {rows_available} with the smallest entity-hash sample keys"
+    return TrainSample(sample.reset_index(drop=True), rows_available, len(sample), rule)
+
+
+def predictions_in_batches(model: Any, batches: Iterable[pd.DataFrame], spec: ModelSpec) -> pd.DataFrame:
+    """The label, ``prediction`` (and ``probability``) of every row, scoring one batch at a time."""
+    parts = []
+    for frame in batches:
+        if len(frame):
+            predicted = predict(model, frame, spec)
+            predicted[spec.label] = frame[spec.label].to_numpy()
+            parts.append(predicted.reset_index(drop=True))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

@@ -113,6 +113,12 @@ class ModelSpec(BaseModel):
         ge=0, description="Gate: how much worse than the champion a challenger may score."
     )
     training_window_days: int = Field(ge=1, description="Label days a training set covers.")
+    max_training_rows: int | None = Field(
+        default=None,
+        ge=1,
+        description="Train on at most this many rows of the train split: a deterministic sample by entity hash "
+        "(None: every row).",
+    )
     retrain_cron: str = Field(default="0 4 * * *", description="Retrain at most once per tick.")
     start_date: dt.date = Field(description="First daily partition.")
     freshness_hours: int = Field(default=36, ge=1)

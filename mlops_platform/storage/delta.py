@@ -9,7 +9,7 @@ import datetime as dt
 import random
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,8 @@ DAY_COLUMN = "day"
 # CommitFailedError and the written files are left uncommitted. The platform then writes again, up to
 # this many times in all, so that concurrent writers queue up instead of losing a commit.
 COMMIT_ATTEMPTS = 8
+# Rows per Arrow record batch handed to delta-rs by a streamed write.
+STREAM_BATCH_ROWS = 128 * 1024
 
 
 class DeltaVersionNotFound(RuntimeError):
@@ -144,7 +146,7 @@ def _open(uri: str, storage_options: Mapping[str, str] | None):
 
 def _commit(
     uri: str,
-    frame: pd.DataFrame,
+    frame: Any,
     storage_options: Mapping[str, str] | None,
     commit_metadata: Mapping[str, str] | None,
     write_kwargs: dict,
@@ -168,17 +170,21 @@ def _commit(
 
     write_id = uuid.uuid4().hex
     metadata = {WRITE_ID_KEY: write_id, **(commit_metadata or {})}
-    data = _to_arrow(frame)
+    # A stream (a factory of Arrow readers) replaces the whole table and is read afresh on every attempt.
+    streamed = callable(frame)
+    data: Any = None if streamed else _to_arrow(frame)
     replaces_schema = write_kwargs.get("schema_mode") == "overwrite"
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         table = _open(uri, storage_options)
+        if streamed:
+            data = frame()
         try:
             if table is not None:
                 existing = _arrow_schema(table)
                 if replaces_schema:
                     added: tuple[str, ...] = ()
                     kwargs = write_kwargs
-                    ready = _fill_null_types(data, existing)
+                    ready = data if streamed else _fill_null_types(data, existing)
                 else:
                     ready, added = _conform_to_table(uri, data, existing)
                     kwargs = {**write_kwargs, "schema_mode": "merge"} if added else write_kwargs
@@ -190,7 +196,7 @@ def _commit(
             properties = CommitProperties(custom_metadata=metadata, app_transactions=[Transaction(app_id, 0)])
             write_deltalake(
                 uri,
-                _fill_null_types(data, None),
+                data if streamed else _fill_null_types(data, None),
                 storage_options=dict(storage_options or {}),
                 commit_properties=properties,
                 **write_kwargs,
@@ -205,6 +211,169 @@ def _commit(
             # Full jitter, so that writers that collided do not collide again on the same schedule.
             time.sleep(random.uniform(0.0, min(2.0, 0.05 * 2**attempt)))
     raise AssertionError("unreachable")
+
+
+def write_stream(
+    uri: str,
+    frames: Callable[[], Iterator[pd.DataFrame]],
+    *,
+    storage_options: Mapping[str, str] | None = None,
+    commit_metadata: Mapping[str, str] | None = None,
+) -> WriteResult:
+    """Replace the whole table with the frames ``frames()`` yields, as one commit, holding one at a time.
+
+    The frames are converted to Arrow one by one and handed to delta-rs as a stream, so the table is
+    never materialised in memory. Every frame must have the first non-empty frame's columns; a
+    column with no values to infer a type from (empty or all null) takes the type that column has in
+    the others (text when it never has a value). ``frames`` is a factory: a commit that loses the race
+    to a concurrent writer is written again from a fresh iterator.
+    """
+    import itertools
+
+    import pyarrow as pa
+
+    rows = 0
+    producers: list[_Producer] = []
+
+    def count(n: int) -> None:
+        nonlocal rows
+        rows += n
+
+    def reader():
+        nonlocal rows
+        rows = 0
+        stream = _Producer(frames)
+        producers.append(stream)
+        buffered: list[pd.DataFrame] = []
+        for frame in stream:  # up to the first frame with rows: it fixes the schema
+            buffered.append(frame)
+            if len(frame):
+                break
+        if not buffered:
+            raise ValueError(f"nothing to write to {uri}: the stream yielded no frame")
+        schema = _fill_null_types(_to_arrow(buffered[-1]), None).schema
+        batches = _conformed(uri, schema, itertools.chain(buffered, stream), count)
+        return pa.RecordBatchReader.from_batches(schema, _recording(batches, failures))
+
+    failures: list[BaseException] = []
+    try:
+        with storage_errors(uri, "writing"):
+            kwargs: dict = {"mode": "overwrite", "schema_mode": "overwrite"}
+            version, added = _commit(uri, reader, storage_options, commit_metadata, kwargs)
+    except Exception as exc:
+        # An error raised while delta-rs pulled the batches reaches us as a DeltaError carrying its text;
+        # raise the original, so that bad data stays a permanent error and an outage a transient one.
+        if failures:
+            raise failures[-1] from exc
+        raise
+    finally:
+        for producer in producers:
+            producer.close()
+    return WriteResult(uri=uri, version=version, rows=rows, added_columns=added)
+
+
+def _recording(batches: Iterator, failures: list[BaseException]) -> Iterator:
+    """``batches``, with any exception they raise also recorded in ``failures``."""
+    try:
+        yield from batches
+    except BaseException as exc:
+        failures.append(exc)
+        raise
+
+
+class _Producer:
+    """The frames of a stream computed on a thread of their own, handed over one at a time.
+
+    delta-rs pulls a streamed write's batches from inside its async runtime, where a frame producer
+    that reads Delta itself (the training set join does) would fail ("Cannot start a runtime from
+    within a runtime"). On its own thread the producer is outside that runtime; the queue of one
+    keeps at most one frame waiting, so memory stays that of about two frames.
+    """
+
+    _DONE = object()
+
+    def __init__(self, frames: Callable[[], Iterator[pd.DataFrame]]):
+        import queue
+        import threading
+
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(frames,), name="delta-stream", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, frames: Callable[[], Iterator[pd.DataFrame]]) -> None:
+        try:
+            for frame in frames():
+                if not self._put(frame):
+                    return
+        except BaseException as exc:  # noqa: BLE001  (handed to the consumer, raised where the write is)
+            self._put(exc)
+            return
+        self._put(self._DONE)
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        while True:
+            item = self._queue.get()
+            if item is self._DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def _conformed(uri: str, schema, frames: Iterator[pd.DataFrame], count: Callable[[int], None]):
+    """Record batches of every frame, cast to ``schema`` (a frame that cannot be is refused, naming it)."""
+    import pyarrow as pa
+
+    for index, frame in enumerate(frames):
+        if not len(frame) and index:
+            continue
+        table = _to_arrow(frame)
+        if table.column_names != schema.names:
+            raise ValueError(
+                f"frame {index} of the stream written to {uri} has columns {table.column_names}, "
+                f"the first had {schema.names}"
+            )
+        try:
+            table = table.cast(schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise ValueError(f"frame {index} of the stream written to {uri} does not fit {schema}: {exc}") from exc
+        count(table.num_rows)
+        yield from table.to_batches(max_chunksize=STREAM_BATCH_ROWS)
+
+
+def table_rows_by_day(uri: str, version: int, *, storage_options: Mapping[str, str] | None = None) -> dict:
+    """Rows per day partition of the table at ``version``, from the Delta log (no data file is read)."""
+    from deltalake import DeltaTable
+
+    with storage_errors(uri, f"reading the log of version {version} of"):
+        table = DeltaTable(uri, version=version, storage_options=dict(storage_options or {}))
+        import pyarrow as pa
+
+        actions = pa.table(table.get_add_actions(flatten=True)).to_pydict()
+    counts: dict[dt.date, int] = {}
+    days = actions.get(f"partition.{DAY_COLUMN}", [])
+    for day, rows in zip(days, actions.get("num_records", []), strict=False):
+        if day is None:
+            continue
+        key = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
+        counts[key] = counts.get(key, 0) + int(rows or 0)
+    return counts
 
 
 def _version_with_transaction(uri: str, app_id: str, storage_options: Mapping[str, str] | None) -> int:
@@ -316,8 +485,13 @@ def read_table(
     *,
     days: Iterable[dt.date] | None = None,
     storage_options: Mapping[str, str] | None = None,
+    where: str | None = None,
+    columns: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """The table as of ``version``, optionally only some day partitions, with pandas dtypes as written.
+
+    ``where`` is a SQL condition on the table's columns (``split = 'test'``), evaluated by the scan so
+    that rows it excludes are never loaded; ``columns`` selects columns (absent ones are left out).
 
     The scan runs in delta-rs's own engine (DataFusion). ``DeltaTable.to_pandas`` scans through
     pyarrow's thread pool over delta-rs's file system handler, and a process that did so aborts at
@@ -330,13 +504,18 @@ def read_table(
     with storage_errors(uri, f"reading version {version} of"):
         table = DeltaTable(uri, version=version, storage_options=dict(storage_options or {}))
         schema = pa.schema(table.schema().to_arrow())
-        query = "SELECT * FROM t"
+        if columns is not None:
+            wanted = set(columns)
+            schema = pa.schema([f for f in schema if f.name in wanted])
+        conditions = [] if where is None else [f"({where})"]
         if days is not None:
             day_list = sorted(set(days))
             if not day_list:
-                return schema.empty_table().to_pandas()
+                return schema.empty_table().to_pandas(coerce_temporal_nanoseconds=True)
             literals = ", ".join(f"DATE '{d.isoformat()}'" for d in day_list)
-            query += f" WHERE {DAY_COLUMN} IN ({literals})"
+            conditions.append(f"{DAY_COLUMN} IN ({literals})")
+        selected = "*" if columns is None else ", ".join(f'"{name}"' for name in schema.names)
+        query = f"SELECT {selected} FROM t" + (f" WHERE {' AND '.join(conditions)}" if conditions else "")
         result = pa.table(QueryBuilder().register("t", table).execute(query).read_all())
     # Delta stores microseconds; hand back the nanosecond dtype pandas wrote, converted in the same pass
     # (an astype afterwards copies every timestamp column a second time).
@@ -417,3 +596,165 @@ def _version_at(table: Any, timestamp: dt.datetime) -> int:
             f"(its oldest recorded commit is at {first})"
         )
     return earlier[-1]
+
+
+@dataclass(frozen=True)
+class PinnedDays:
+    """Day partitions of a table, each pinned at the version its materialization recorded, read lazily.
+
+    What a range step receives instead of one frame of the whole range: it reads the days in batches
+    of bounded rows (``batches``), or the rows a condition selects (``read``), so a run over many days
+    holds about one batch in memory at a time.
+    """
+
+    uri: str
+    versions: Mapping[dt.date, int]
+    storage_options: Mapping[str, str] | None = None
+    # Rows a batch of days may hold (the IO manager's ``batch_rows``); a day is never split.
+    batch_rows: int = 1_000_000
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """What ``frame.attrs`` holds for an eagerly loaded frame: the versions read and the URI."""
+        return {
+            "delta_versions": {d.isoformat(): v for d, v in sorted(self.versions.items())},
+            "delta_uri": self.uri,
+        }
+
+    def days(self) -> list[dt.date]:
+        return sorted(self.versions)
+
+    def rows_by_day(self) -> dict[dt.date, int]:
+        """Rows of each pinned day, from the Delta log of each version (no data file is read)."""
+        counts: dict[dt.date, int] = {}
+        for version, days in self._by_version(self.days()).items():
+            known = table_rows_by_day(self.uri, version, storage_options=self.storage_options)
+            counts.update({d: known.get(d, 0) for d in days})
+        return counts
+
+    def read(
+        self, days: Iterable[dt.date] | None = None, *, where: str | None = None, columns: Iterable[str] | None = None
+    ) -> pd.DataFrame:
+        """The rows of ``days`` (all pinned days by default), each at its version, optionally filtered."""
+        import pandas as pd
+
+        wanted = self.days() if days is None else sorted(set(days) & set(self.versions))
+        cols = None if columns is None else list(columns)
+        frames = [
+            read_table(self.uri, version, days=group, storage_options=self.storage_options, where=where, columns=cols)
+            for version, group in sorted(self._by_version(wanted).items())
+        ]
+        if not frames:
+            return read_table(
+                self.uri, max(self.versions.values()), days=[], storage_options=self.storage_options, columns=cols
+            )
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    def batches(self, max_rows: int | None = None) -> Iterator[tuple[list[dt.date], pd.DataFrame]]:
+        """Consecutive days read together while their rows stay within ``max_rows`` (``batch_rows`` by
+        default; a day is never split)."""
+        for group in plan_batches(self.rows_by_day(), max_rows or self.batch_rows):
+            yield group, self.read(group)
+
+    def _by_version(self, days: Iterable[dt.date]) -> dict[int, list[dt.date]]:
+        grouped: dict[int, list[dt.date]] = {}
+        for day in days:
+            grouped.setdefault(self.versions[day], []).append(day)
+        return grouped
+
+
+def plan_batches(rows_by_day: Mapping[dt.date, int], max_rows: int) -> list[list[dt.date]]:
+    """Consecutive days grouped while their rows stay within ``max_rows``; a day larger than that is alone."""
+    batches: list[list[dt.date]] = []
+    current: list[dt.date] = []
+    rows = 0
+    for day in sorted(rows_by_day):
+        if current and rows + rows_by_day[day] > max_rows:
+            batches.append(current)
+            current, rows = [], 0
+        current.append(day)
+        rows += rows_by_day[day]
+    if current:
+        batches.append(current)
+    return batches
+
+
+@dataclass
+class DayBatches:
+    """The output of a range step produced batch by batch: ``(days, frame)`` pairs, every targeted day
+    exactly once, each frame holding only rows of its days. The IO manager writes them as they come,
+    so the step never holds the whole range; ``summary`` (called once the batches are consumed) gives
+    metadata only known at the end (rows dropped, files ingested)."""
+
+    batches: Iterable[tuple[list[dt.date], pd.DataFrame]]
+    summary: Callable[[], Mapping[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class PinnedTable:
+    """A whole table pinned at one version, read lazily: only the rows and columns a step asks for."""
+
+    uri: str
+    version: int
+    storage_options: Mapping[str, str] | None = None
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return {"delta_versions": {"all": self.version}, "delta_uri": self.uri}
+
+    def read(self, *, where: str | None = None, columns: Iterable[str] | None = None) -> pd.DataFrame:
+        frame = read_table(self.uri, self.version, storage_options=self.storage_options, where=where, columns=columns)
+        frame.attrs.update(self.attrs)
+        return frame
+
+    def count(self, where: str | None = None) -> int:
+        """Rows of the pinned version (that satisfy ``where``), counted by the scan without loading them."""
+        import pyarrow as pa
+        from deltalake import DeltaTable, QueryBuilder
+
+        query = "SELECT COUNT(*) AS n FROM t" + (f" WHERE {where}" if where else "")
+        with storage_errors(self.uri, f"reading version {self.version} of"):
+            table = DeltaTable(self.uri, version=self.version, storage_options=dict(self.storage_options or {}))
+            result = pa.table(QueryBuilder().register("t", table).execute(query).read_all())
+        return int(result.column("n")[0].as_py())
+
+    def batches(self, *, where: str | None = None, columns: Iterable[str] | None = None) -> Iterator[pd.DataFrame]:
+        """The pinned version's rows (that satisfy ``where``) as frames of at most STREAM_BATCH_ROWS rows,
+        streamed from the scan: only one batch is in memory at a time."""
+        import pyarrow as pa
+        from deltalake import DeltaTable, QueryBuilder
+
+        with storage_errors(self.uri, f"reading version {self.version} of"):
+            table = DeltaTable(self.uri, version=self.version, storage_options=dict(self.storage_options or {}))
+            schema = pa.schema(table.schema().to_arrow())
+            if columns is not None:
+                wanted = set(columns)
+                schema = pa.schema([f for f in schema if f.name in wanted])
+            selected = ", ".join(f'"{name}"' for name in schema.names)
+            query = f"SELECT {selected} FROM t" + (f" WHERE {where}" if where else "")
+            reader = pa.RecordBatchReader.from_stream(QueryBuilder().register("t", table).execute(query))
+            pending: list = []
+            rows = 0
+            for batch in reader:
+                pending.append(batch)
+                rows += batch.num_rows
+                if rows >= STREAM_BATCH_ROWS:
+                    yield _batches_frame(pending, schema)
+                    pending, rows = [], 0
+            if pending:
+                yield _batches_frame(pending, schema)
+
+
+def _batches_frame(batches: list, schema) -> pd.DataFrame:
+    import pyarrow as pa
+
+    return pa.Table.from_batches(batches).select(schema.names).to_pandas(coerce_temporal_nanoseconds=True)
+
+
+@dataclass
+class TableStream:
+    """A whole-table output produced frame by frame (``frames`` is a factory, see ``write_stream``);
+    ``summary``, called once the stream is written, gives metadata only known at the end."""
+
+    frames: Callable[[], Iterator[pd.DataFrame]]
+    summary: Callable[[], Mapping[str, Any]] | None = None
