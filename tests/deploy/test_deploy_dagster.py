@@ -101,7 +101,7 @@ def test_the_run_limits_reach_dagster(terraform, render, tmp_path: Path, cloud: 
     assert settings.run_queue_config.max_concurrent_runs == 10
     limits = {(limit["key"], limit.get("value")): limit["limit"] for limit in settings.run_queue_config.tag_concurrency_limits}
     assert limits == {("dagster/backfill", None): 3, ("mlops-platform/stage", "training"): 2}
-    assert settings.pool_config.default_pool_limit == 2
+    assert settings.pool_config.default_pool_limit == 1  # registry writes serial (tests/test_postgres.py)
 
 
 def test_dagster_refuses_run_limits_in_both_places(terraform, render, tmp_path: Path) -> None:
