@@ -155,4 +155,6 @@ class CloudProfile(Profile):
             ("MLOPS_OBJECTS_ROOT", settings.objects_root),
         ):
             if value is not None and not is_local(value) and value.split("://", 1)[0].lower() not in self.schemes:
-                raise SettingsError(f"{variable}={value!r} is not a {self.name} URI; expected {expected}...")
+                raise SettingsError(
+                    f"{variable}={value!r} is not a URI of the {self.name} profile; expected {expected}..."
+                )

@@ -123,8 +123,11 @@ def test_team_tracking_backend_and_explicit_roots_are_settings() -> None:
     ("env", "message"),
     [
         ({**HOME, "MLOPS_PROFILE": "aws"}, "MLOPS_PROFILE=aws needs MLOPS_STORAGE_ROOT"),
-        ({**AWS, "MLOPS_STORAGE_ROOT": "gs://b/lake"}, "MLOPS_STORAGE_ROOT='gs://b/lake' is not a aws URI"),
-        ({**AWS, "MLOPS_OBJECTS_ROOT": "az://c/o"}, "MLOPS_OBJECTS_ROOT='az://c/o' is not a aws URI"),
+        (
+            {**AWS, "MLOPS_STORAGE_ROOT": "gs://b/lake"},
+            "MLOPS_STORAGE_ROOT='gs://b/lake' is not a URI of the aws profile",
+        ),
+        ({**AWS, "MLOPS_OBJECTS_ROOT": "az://c/o"}, "MLOPS_OBJECTS_ROOT='az://c/o' is not a URI of the aws profile"),
         ({**AZURE, "AZURE_STORAGE_ACCOUNT_NAME": ""}, "needs AZURE_STORAGE_ACCOUNT_NAME"),
         ({**GCP, "MLOPS_STORAGE_ENDPOINT_URL": "http://127.0.0.1:9023"}, "delta-rs has no GCS endpoint override"),
         ({**HOME, "MLOPS_STORAGE_ROOT": "s3://b/lake"}, "the local profile keeps its data on local disk"),
