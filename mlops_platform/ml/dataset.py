@@ -190,7 +190,9 @@ class StreamedTrainingSet:
         last_event_day = max(event_days)
         feature_days = {d: n for d, n in self.features.rows_by_day().items() if d <= last_event_day}
         load = {d: feature_days.get(d, 0) + event_days.get(d, 0) for d in {*feature_days, *event_days}}
-        batches = _consecutive_batches(load, self.batch_rows)
+        from mlops_platform.storage.delta import plan_batches
+
+        batches = plan_batches(load, self.batch_rows)
         unmatched: dict[int, pd.DataFrame] = {}
         for index, batch in enumerate(batches):
             if not any(d in event_days for d in batch):
@@ -286,19 +288,3 @@ class StreamedTrainingSet:
         joined = joined.sort_values([spec.event_timestamp, spec.entity_key], kind="stable").reset_index(drop=True)
         joined[SPLIT_COLUMN] = assign_split(joined[spec.entity_key])
         return joined, rest
-
-
-def _consecutive_batches(rows_by_day: Mapping[dt.date, int], max_rows: int) -> list[list[dt.date]]:
-    """Days in order, grouped while their rows stay within ``max_rows``; a larger day is alone."""
-    batches: list[list[dt.date]] = []
-    current: list[dt.date] = []
-    rows = 0
-    for day in sorted(rows_by_day):
-        if current and rows + rows_by_day[day] > max_rows:
-            batches.append(current)
-            current, rows = [], 0
-        current.append(day)
-        rows += rows_by_day[day]
-    if current:
-        batches.append(current)
-    return batches
