@@ -184,9 +184,9 @@ PRICES: dict[str, dict[str, Any]] = {
         "lb_gb": 0.005,
         "public_ip_hourly": 0.005,
         "private_endpoint_hourly": 0.01,
-        "private_endpoints": 3,  # storage blob, Key Vault, Postgres
+        "private_endpoints": 4,  # storage blob and queue (landing events), Key Vault, Postgres
         "private_dns_zone_month": 0.50,
-        "private_dns_zones": 4,  # three privatelink zones + the private AKS API zone
+        "private_dns_zones": 5,  # four privatelink zones + the private AKS API zone
         "db_hourly": {
             "B_Standard_B1ms": 0.017,
             "B_Standard_B2s": 0.068,

@@ -282,17 +282,13 @@ def test_the_database_job_creates_the_role_without_logging_its_password() -> Non
 VERTEX_DEPLOYER = {
     "aiplatform.models.upload",
     "aiplatform.models.get",
-    "aiplatform.models.list",
-    "aiplatform.models.delete",
     "aiplatform.endpoints.create",
-    "aiplatform.endpoints.get",
     "aiplatform.endpoints.list",
     "aiplatform.endpoints.deploy",
     "aiplatform.endpoints.undeploy",
     "aiplatform.endpoints.predict",
-    "aiplatform.endpoints.update",
+    "aiplatform.endpoints.delete",
     "aiplatform.operations.get",
-    "aiplatform.operations.list",
 }
 
 

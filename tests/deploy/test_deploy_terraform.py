@@ -1,8 +1,9 @@
 """Static consistency checks of deploy/terraform (no Terraform binary, no providers, no cloud).
 
 `terraform fmt` / `terraform validate` with the real CLI are in test_deploy_terraform_cli.py; these
-checks catch what can be seen without Terraform: parse errors, unused or undeclared variables, module wiring, provider pinning, tfvars
-keys, and the settings that prod must keep (HA, backups, deletion protection).
+checks catch what can be seen without Terraform: parse errors, unused or undeclared variables, module
+wiring, provider pinning, tfvars keys, provider floors, and the settings that prod must keep (HA,
+backups, deletion protection).
 """
 
 from __future__ import annotations
@@ -330,11 +331,17 @@ def test_module_readme_documents_every_input_and_output(terraform, cloud: str) -
 ARGUMENT_SINCE = {
     ("azurerm", "azurerm_federated_identity_credential", "user_assigned_identity_id"): (4, 65, 0),
     ("azurerm", "azurerm_key_vault", "rbac_authorization_enabled"): (4, 42, 0),
+    # the landing-event queue through Resource Manager (4.46, #28752); before, only the data-plane
+    # storage_account_name, which the disabled shared keys and public network refuse
+    ("azurerm", "azurerm_storage_queue", "storage_account_id"): (4, 46, 0),
+    ("azurerm", "azurerm_eventgrid_system_topic", "source_resource_id"): (4, 40, 0),
 }
 # (provider, resource type, argument) -> why it must not be set
 ARGUMENT_DEPRECATED = {
     ("azurerm", "azurerm_federated_identity_credential", "resource_group_name"): "deprecated in every azurerm 4.x",
     ("azurerm", "azurerm_federated_identity_credential", "parent_id"): "replaced by user_assigned_identity_id in 4.65",
+    ("azurerm", "azurerm_storage_queue", "storage_account_name"): "deprecated for storage_account_id (4.46)",
+    ("azurerm", "azurerm_eventgrid_system_topic", "source_arm_resource_id"): "deprecated for source_resource_id",
 }
 # blocks a provider declares in attribute mode: Terraform cannot generate them with `dynamic`
 ATTRIBUTE_MODE_BLOCKS = {"azure": ("network_rule_set", "ip_rule")}
@@ -385,7 +392,8 @@ def test_no_deprecated_arguments_or_dynamic_attribute_mode_blocks(terraform, clo
 
 def test_floor_parsing_and_the_old_pin_would_fail() -> None:
     """The check can fail: the previous pin admitted 4.60, which lacks user_assigned_identity_id."""
-    assert _floor("~> 4.60") == (4, 60, 0) < ARGUMENT_SINCE[("azurerm", "azurerm_federated_identity_credential", "user_assigned_identity_id")]
+    since = ARGUMENT_SINCE[("azurerm", "azurerm_federated_identity_credential", "user_assigned_identity_id")]
+    assert _floor("~> 4.60") == (4, 60, 0) < since
     assert _floor(">= 1.10.0, < 2.0.0") == (1, 10, 0)
 
 
@@ -396,7 +404,9 @@ RESERVED_LABEL_PREFIXES = ("kubernetes.azure.com/", "kubernetes.io/", "k8s.io/",
 
 def test_aks_pools_set_no_label_under_a_reserved_prefix(terraform) -> None:
     resources = terraform.module("azure")["resource"]
-    pools = {name: body.get("node_labels") or {} for name, body in resources["azurerm_kubernetes_cluster_node_pool"].items()}
+    pools = {
+        name: body.get("node_labels") or {} for name, body in resources["azurerm_kubernetes_cluster_node_pool"].items()
+    }
     pools["default"] = resources["azurerm_kubernetes_cluster"]["this"]["default_node_pool"][0].get("node_labels") or {}
     for name, labels in pools.items():
         reserved = [k for k in labels if k.startswith(RESERVED_LABEL_PREFIXES) or ".kubernetes.io/" in k]

@@ -34,7 +34,7 @@ data "aws_iam_policy_document" "irsa_assume" {
   }
 }
 
-# --- Dagster: lake, artifacts, compute logs, landing zone, SageMaker deployments ----------------
+# --- Dagster: lake, artifacts, compute logs, landing zone and its queue, SageMaker deployments --
 
 resource "aws_iam_role" "dagster" {
   name               = "${local.prefix}-dagster"
@@ -57,6 +57,7 @@ data "aws_iam_policy_document" "dagster" {
         "${local.mlflow_prefix}/*",
         "${local.compute_logs_prefix}/*",
         "${local.landing_prefix}/*",
+        "${local.quarantine_prefix}/*",
         "${local.backups_prefix}/*",
       ]
     }
@@ -76,11 +77,35 @@ data "aws_iam_policy_document" "dagster" {
       "${aws_s3_bucket.data.arn}/${local.lake_prefix}/*",
       "${aws_s3_bucket.data.arn}/${local.mlflow_prefix}/*",
       "${aws_s3_bucket.data.arn}/${local.compute_logs_prefix}/*",
-      "${aws_s3_bucket.data.arn}/${local.landing_prefix}/*",
       "${aws_s3_bucket.data.arn}/${local.backups_prefix}/*",
     ]
   }
 
+  # The landing sensor and ingest runs read landed files, quarantine a bad one (copy to
+  # quarantine/, write its reason object, delete the original) and tests/simulate land files.
+  statement {
+    sid     = "LandingZoneObjects"
+    actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = [
+      "${aws_s3_bucket.data.arn}/${local.landing_prefix}/*",
+      "${aws_s3_bucket.data.arn}/${local.quarantine_prefix}/*",
+    ]
+  }
+
+  # Object-created notifications of landing/ (landing.tf): receive, hide while the run request is
+  # recorded, delete; read the queue's attributes. Nothing else on SQS, on this queue only.
+  statement {
+    sid = "DrainLandingEventQueue"
+    actions = [
+      "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
+      "sqs:ChangeMessageVisibility",
+      "sqs:GetQueueAttributes",
+    ]
+    resources = [aws_sqs_queue.landing_events.arn]
+  }
+
+  # Objects are SSE-KMS; kms:Decrypt also reads the SSE-KMS landing-event messages.
   statement {
     sid       = "UsePlatformKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]

@@ -1,5 +1,6 @@
-# One customer-managed key for the platform's data at rest: the data bucket, RDS (storage and
-# Performance Insights), EKS secrets, ECR, Secrets Manager and CloudWatch log groups.
+# One customer-managed key for the platform's data at rest: the data bucket, the landing-event
+# queues, RDS (storage and Performance Insights), EKS secrets, ECR, Secrets Manager and CloudWatch
+# log groups.
 resource "aws_kms_key" "this" {
   description             = "${local.prefix} platform data key"
   enable_key_rotation     = true
@@ -17,6 +18,19 @@ resource "aws_kms_key" "this" {
         Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:root" }
         Action    = "kms:*"
         Resource  = "*"
+      },
+      {
+        # S3 encrypts the landing-event messages it sends to the SSE-KMS queue (landing.tf) with
+        # this key; only for notifications of this stack's data bucket in this account.
+        Sid       = "S3NotificationsToLandingQueue"
+        Effect    = "Allow"
+        Principal = { Service = "s3.amazonaws.com" }
+        Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
+        Resource  = "*"
+        Condition = {
+          ArnEquals    = { "aws:SourceArn" = aws_s3_bucket.data.arn }
+          StringEquals = { "aws:SourceAccount" = local.account_id }
+        }
       },
       {
         Sid       = "CloudWatchLogsEncryption"

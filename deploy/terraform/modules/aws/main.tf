@@ -37,11 +37,13 @@ locals {
   bucket_name  = "${local.prefix}-data-${local.account_id}"
 
   # Prefixes inside the data bucket; the platform reads them from MLOPS_STORAGE_ROOT,
-  # MLOPS_MLFLOW_ARTIFACT_ROOT and the compute log manager config.
+  # MLOPS_MLFLOW_ARTIFACT_ROOT and the compute log manager config. landing/ and quarantine/ are
+  # the platform's defaults beside the lake (MLOPS_LANDING_ROOT, MLOPS_QUARANTINE_ROOT).
   lake_prefix         = "lake"
   mlflow_prefix       = "mlflow"
   compute_logs_prefix = "dagster/compute-logs"
   landing_prefix      = "landing"
+  quarantine_prefix   = "quarantine"
   backups_prefix      = "backups"
 
   oidc_issuer_host = replace(aws_eks_cluster.this.identity[0].oidc[0].issuer, "https://", "")

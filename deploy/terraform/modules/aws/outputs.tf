@@ -19,7 +19,7 @@ output "oidc_provider_arn" {
 }
 
 output "bucket_name" {
-  description = "Data bucket (lake, MLflow artifacts, compute logs, landing zone)."
+  description = "Data bucket (lake, MLflow artifacts, compute logs, landing zone, quarantine)."
   value       = aws_s3_bucket.data.bucket
 }
 
@@ -41,6 +41,16 @@ output "mlflow_artifact_root" {
 output "compute_logs_prefix" {
   description = "Key prefix of Dagster compute logs in the data bucket."
   value       = local.compute_logs_prefix
+}
+
+output "landing_queue_url" {
+  description = "MLOPS_LANDING_QUEUE: SQS queue receiving the object-created notifications of landing/."
+  value       = aws_sqs_queue.landing_events.url
+}
+
+output "landing_dead_letter_queue_arn" {
+  description = "Dead-letter queue of the landing-event queue (messages the sensor failed to handle 10 times)."
+  value       = aws_sqs_queue.landing_events_dlq.arn
 }
 
 output "kms_key_arn" {
@@ -135,17 +145,19 @@ output "helm_env" {
     MLOPS_STORAGE_ROOT         = "s3://${aws_s3_bucket.data.bucket}/${local.lake_prefix}"
     MLOPS_MLFLOW_ARTIFACT_ROOT = "s3://${aws_s3_bucket.data.bucket}/${local.mlflow_prefix}"
     BACKUP_ROOT                = "s3://${aws_s3_bucket.data.bucket}/${local.backups_prefix}"
+    LANDING_QUEUE_URL          = aws_sqs_queue.landing_events.url
     SAGEMAKER_EXECUTION_ROLE   = aws_iam_role.sagemaker.arn
   }
 }
 
 output "prefixes" {
-  description = "Key prefixes inside the data bucket/container: Delta lake, MLflow artifacts, Dagster compute logs, landing zone."
+  description = "Key prefixes inside the data bucket/container: Delta lake, MLflow artifacts, Dagster compute logs, landing zone, quarantine, registry exports."
   value = {
     lake         = local.lake_prefix
     mlflow       = local.mlflow_prefix
     compute_logs = local.compute_logs_prefix
     landing      = local.landing_prefix
+    quarantine   = local.quarantine_prefix
     backups      = local.backups_prefix
   }
 }

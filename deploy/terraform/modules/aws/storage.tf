@@ -1,6 +1,7 @@
 # One data bucket holds the Delta lake (lake/), the MLflow artifact store (mlflow/), Dagster compute
-# logs (dagster/compute-logs/) and the landing zone (landing/). A second bucket receives its S3
-# server access logs; in prod a third bucket in the DR region receives a replica.
+# logs (dagster/compute-logs/), the landing zone (landing/) and its quarantine (quarantine/). A
+# second bucket receives its S3 server access logs; in prod a third bucket in the DR region
+# receives a replica.
 
 # --- Data bucket -----------------------------------------------------------------------------
 
@@ -114,10 +115,23 @@ resource "aws_s3_bucket_logging" "data" {
   }
 }
 
-# Object-created events go to EventBridge (landing-zone automation, audit) at no extra S3 cost.
+# A bucket has exactly one notification configuration: every destination lives in this resource.
+# Object-created events under landing/ go to the landing sensor's SQS queue (landing.tf); all
+# events also go to EventBridge (audit, your own rules) at no extra S3 cost.
 resource "aws_s3_bucket_notification" "data" {
   bucket      = aws_s3_bucket.data.id
   eventbridge = true
+
+  queue {
+    id            = "landing-object-created"
+    queue_arn     = aws_sqs_queue.landing_events.arn
+    events        = ["s3:ObjectCreated:*"]
+    filter_prefix = "${local.landing_prefix}/"
+  }
+
+  # S3 sends a test event when the configuration is saved: the queue policy and the key policy
+  # (kms.tf) must admit it first, or the apply fails here.
+  depends_on = [aws_sqs_queue_policy.landing_events]
 }
 
 data "aws_iam_policy_document" "data_bucket" {

@@ -46,10 +46,18 @@ resource "azurerm_federated_identity_credential" "workload" {
   audience                  = ["api://AzureADTokenExchange"]
 }
 
-# Dagster: the whole container (lake, artifacts, compute logs, landing zone).
+# Dagster: the whole container (lake, artifacts, compute logs, landing zone, quarantine).
 resource "azurerm_role_assignment" "dagster_blob" {
   scope                = azurerm_storage_container.data.id
   role_definition_name = "Storage Blob Data Contributor"
+  principal_id         = azurerm_user_assigned_identity.workload["dagster"].principal_id
+}
+
+# The landing sensor reads and deletes the BlobCreated events of the landing queue (landing.tf);
+# it cannot add messages or touch any other queue.
+resource "azurerm_role_assignment" "dagster_landing_queue" {
+  scope                = azurerm_storage_queue.landing_events.id
+  role_definition_name = "Storage Queue Data Message Processor"
   principal_id         = azurerm_user_assigned_identity.workload["dagster"].principal_id
 }
 

@@ -35,6 +35,7 @@ locals {
   mlflow_prefix       = "mlflow"
   compute_logs_prefix = "dagster/compute-logs"
   landing_prefix      = "landing"
+  quarantine_prefix   = "quarantine"
   backups_prefix      = "backups"
 }
 

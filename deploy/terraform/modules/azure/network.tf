@@ -1,5 +1,5 @@
-# VNet with a node subnet (AKS, Azure CNI overlay) and a subnet for private endpoints (storage,
-# Key Vault, Postgres). Each subnet carries an NSG with the default rules (no inbound from the
+# VNet with a node subnet (AKS, Azure CNI overlay) and a subnet for private endpoints (storage
+# blob and queue, Key Vault, Postgres). Each subnet carries an NSG with the default rules (no inbound from the
 # internet).
 
 resource "azurerm_virtual_network" "this" {
@@ -55,6 +55,7 @@ resource "azurerm_subnet_network_security_group_association" "endpoints" {
 locals {
   private_dns_zones = {
     blob     = "privatelink.blob.core.windows.net"
+    queue    = "privatelink.queue.core.windows.net"
     vault    = "privatelink.vaultcore.azure.net"
     postgres = "privatelink.postgres.database.azure.com"
   }

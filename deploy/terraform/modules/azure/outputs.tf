@@ -19,8 +19,13 @@ output "storage_account_name" {
 }
 
 output "container_name" {
-  description = "Blob container holding lake/, mlflow/, dagster/compute-logs/ and landing/."
+  description = "Blob container holding lake/, mlflow/, dagster/compute-logs/, landing/ and quarantine/."
   value       = azurerm_storage_container.data.name
+}
+
+output "landing_queue_url" {
+  description = "MLOPS_LANDING_QUEUE: Storage Queue receiving the BlobCreated events of landing/ (Event Grid)."
+  value       = azurerm_storage_queue.landing_events.url
 }
 
 output "storage_root" {
@@ -96,17 +101,19 @@ output "helm_env" {
     MLOPS_STORAGE_ROOT         = "az://${azurerm_storage_container.data.name}/${local.lake_prefix}"
     MLOPS_MLFLOW_ARTIFACT_ROOT = "wasbs://${azurerm_storage_container.data.name}@${azurerm_storage_account.data.name}.blob.core.windows.net/${local.mlflow_prefix}"
     BACKUP_ROOT                = "az://${azurerm_storage_container.data.name}/${local.backups_prefix}"
+    LANDING_QUEUE_URL          = azurerm_storage_queue.landing_events.url
     AZUREML_ENDPOINT_IDENTITY  = azurerm_user_assigned_identity.azureml_endpoint.id
   }
 }
 
 output "prefixes" {
-  description = "Key prefixes inside the data bucket/container: Delta lake, MLflow artifacts, Dagster compute logs, landing zone."
+  description = "Key prefixes inside the data bucket/container: Delta lake, MLflow artifacts, Dagster compute logs, landing zone, quarantine, registry exports."
   value = {
     lake         = local.lake_prefix
     mlflow       = local.mlflow_prefix
     compute_logs = local.compute_logs_prefix
     landing      = local.landing_prefix
+    quarantine   = local.quarantine_prefix
     backups      = local.backups_prefix
   }
 }

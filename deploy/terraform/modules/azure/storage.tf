@@ -1,11 +1,11 @@
 # One StorageV2 account with one private container "mlops" holding lake/, mlflow/,
-# dagster/compute-logs/ and landing/. Entra ID auth only (no shared keys), no public network
+# dagster/compute-logs/, landing/ and quarantine/, and the landing-event queue (landing.tf). Entra ID auth only (no shared keys), no public network
 # access (pods use the private endpoint), CMK encryption, blob versioning, soft delete and
 # point-in-time restore, lifecycle tiering to Cool/Cold by last access.
 
 resource "azurerm_storage_account" "data" {
   #checkov:skip=CKV_AZURE_206:Replication is the storage_replication_type variable: RAGZRS in prod tfvars (asserted by tests/deploy), LRS in dev.
-  #checkov:skip=CKV_AZURE_33:The platform uses no queues; queue logging settings need data-plane access, which is disabled.
+  #checkov:skip=CKV_AZURE_33:Queue read/write/delete logs go to Log Analytics through azurerm_monitor_diagnostic_setting.queue (landing.tf); queue_properties logging needs the disabled data-plane keys.
   name                              = local.storage_account_name
   location                          = azurerm_resource_group.this.location
   resource_group_name               = azurerm_resource_group.this.name

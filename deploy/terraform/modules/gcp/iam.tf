@@ -5,17 +5,13 @@ locals {
   vertex_deployer_permissions = [
     "aiplatform.models.upload",
     "aiplatform.models.get",
-    "aiplatform.models.list",
-    "aiplatform.models.delete",
     "aiplatform.endpoints.create",
-    "aiplatform.endpoints.get",
     "aiplatform.endpoints.list",
-    "aiplatform.endpoints.update",
     "aiplatform.endpoints.deploy",
     "aiplatform.endpoints.undeploy",
     "aiplatform.endpoints.predict",
+    "aiplatform.endpoints.delete",
     "aiplatform.operations.get",
-    "aiplatform.operations.list",
   ]
 
   artifact_prefix_condition = join(" || ", [
@@ -56,7 +52,11 @@ resource "google_service_account_iam_member" "workload_identity" {
   depends_on = [google_container_cluster.this]
 }
 
-# Dagster reads and writes the whole data bucket (lake, artifacts, compute logs, landing zone).
+# Dagster reads and writes the whole data bucket (lake, artifacts, compute logs, registry exports,
+# and the landing zone: objectUser gets, creates and deletes objects under landing/ and
+# quarantine/, which the landing sensor and ingest runs need to read and quarantine landed files).
+# The landing sensor lists landing/ (there are no Pub/Sub notifications: no emulator runs them
+# in tests here, so the gcp profile runs in listing mode and no topic is created).
 resource "google_storage_bucket_iam_member" "dagster" {
   bucket = google_storage_bucket.data.name
   role   = "roles/storage.objectUser"

@@ -29,6 +29,7 @@ locals {
   mlflow_prefix       = "mlflow"
   compute_logs_prefix = "dagster/compute-logs"
   landing_prefix      = "landing"
+  quarantine_prefix   = "quarantine"
   backups_prefix      = "backups"
 
   workload_pool = "${var.project_id}.svc.id.goog"

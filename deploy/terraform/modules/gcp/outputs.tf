@@ -9,7 +9,7 @@ output "cluster_location" {
 }
 
 output "bucket_name" {
-  description = "Data bucket (lake, MLflow artifacts, compute logs, landing zone)."
+  description = "Data bucket (lake, MLflow artifacts, compute logs, landing zone, quarantine)."
   value       = google_storage_bucket.data.name
 }
 
@@ -107,12 +107,13 @@ output "helm_env" {
 }
 
 output "prefixes" {
-  description = "Key prefixes inside the data bucket/container: Delta lake, MLflow artifacts, Dagster compute logs, landing zone."
+  description = "Key prefixes inside the data bucket/container: Delta lake, MLflow artifacts, Dagster compute logs, landing zone, quarantine, registry exports."
   value = {
     lake         = local.lake_prefix
     mlflow       = local.mlflow_prefix
     compute_logs = local.compute_logs_prefix
     landing      = local.landing_prefix
+    quarantine   = local.quarantine_prefix
     backups      = local.backups_prefix
   }
 }

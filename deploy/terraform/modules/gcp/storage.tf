@@ -1,5 +1,5 @@
-# One data bucket with prefixes lake/, mlflow/, dagster/compute-logs/ and landing/, plus a bucket
-# for its usage logs. GCS serves authenticated requests over TLS only (HTTPS endpoints).
+# One data bucket with prefixes lake/, mlflow/, dagster/compute-logs/, landing/, quarantine/ and
+# backups/, plus a bucket for its usage logs. GCS serves authenticated requests over TLS only (HTTPS endpoints).
 
 resource "google_storage_bucket" "data" {
   project                     = var.project_id

@@ -13,6 +13,16 @@ output "mlflow_artifact_root" {
   value       = module.platform.mlflow_artifact_root
 }
 
+output "landing_queue_url" {
+  description = "MLOPS_LANDING_QUEUE (also LANDING_QUEUE_URL in helm_env)."
+  value       = module.platform.landing_queue_url
+}
+
+output "landing_dead_letter_queue_arn" {
+  description = "Dead-letter queue of the landing events (redrive: deploy/runbooks/disaster-recovery.md)."
+  value       = module.platform.landing_dead_letter_queue_arn
+}
+
 output "ecr_repository_urls" {
   description = "ECR repositories (user-code, serving)."
   value       = module.platform.ecr_repository_urls

@@ -18,6 +18,11 @@ output "mlflow_artifact_root" {
   value       = module.platform.mlflow_artifact_root
 }
 
+output "landing_queue_url" {
+  description = "MLOPS_LANDING_QUEUE (also LANDING_QUEUE_URL in helm_env)."
+  value       = module.platform.landing_queue_url
+}
+
 output "registry_login_server" {
   description = "Container registry login server."
   value       = module.platform.registry_login_server
