@@ -161,7 +161,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         try:
             landed = simulate(
                 spec,
-                settings.landing_root,
+                settings.cloud.landing_zone(settings.landing_limits),
                 start=start,
                 days=args.days,
                 drift=args.drift,

@@ -6,6 +6,7 @@ import dagster as dg
 
 from mlops_platform.assets.family import build_family
 from mlops_platform.automation.alerts import alerted_keys, build_alert_sensors
+from mlops_platform.automation.landing_queue import build_landing_queue_sensor
 from mlops_platform.automation.maintenance import build_maintenance_job, build_maintenance_schedule
 from mlops_platform.automation.sensors import build_automation_sensors
 from mlops_platform.settings import Settings, executor_for, resources_for
@@ -19,7 +20,14 @@ def build_definitions(settings: Settings | None = None, specs: list[ModelSpec] |
     write its own ``definitions.py`` around the platform with ``build_definitions(specs=[...])``.
     """
     settings = settings or Settings.from_env()
-    families = [build_family(spec) for spec in (specs if specs is not None else discover_specs(settings.spec_modules))]
+    specs = specs if specs is not None else discover_specs(settings.spec_modules)
+    queued = settings.landing_queue is not None
+    families = [build_family(spec, listing_sensor=not queued) for spec in specs]
+    landing_sensors = (
+        [build_landing_queue_sensor(specs, {family.spec.name: family.ingest_job for family in families})]
+        if queued
+        else []
+    )
     maintenance = build_maintenance_job()
     assets = [asset for family in families for asset in family.assets]
     return dg.Definitions(
@@ -31,6 +39,7 @@ def build_definitions(settings: Settings | None = None, specs: list[ModelSpec] |
         ],
         sensors=[
             *(sensor for family in families for sensor in family.sensors),
+            *landing_sensors,
             *build_automation_sensors(),
             *build_alert_sensors(*alerted_keys(assets)),
         ],

@@ -82,6 +82,9 @@ ENVIRONMENT_VARIABLES: tuple[str, ...] = (
     "MLOPS_MLFLOW_ARTIFACT_ROOT",
     "MLOPS_MLFLOW_UI_URL",
     "MLOPS_SPECS",
+    "MLOPS_LANDING_ROOT",
+    "MLOPS_QUARANTINE_ROOT",
+    "MLOPS_LANDING_QUEUE",
     *LANDING_LIMITS,
     "AWS_REGION",
     "AWS_DEFAULT_REGION",
@@ -274,6 +277,20 @@ class Settings(BaseModel):
         description="Importable modules that define SPEC or SPECS (MLOPS_SPECS, comma-separated); "
         "empty = the reference specs in mlops_platform.specs.",
     )
+    landing_override: str | None = Field(
+        default=None,
+        description="Root of the landing zone (MLOPS_LANDING_ROOT): a path or a URI of the profile's store; "
+        "default <bucket>/landing beside the lake on cloud profiles, <home>/landing otherwise.",
+    )
+    quarantine_override: str | None = Field(
+        default=None,
+        description="Root of the quarantine (MLOPS_QUARANTINE_ROOT); default 'quarantine' beside the landing zone.",
+    )
+    landing_queue: str | None = Field(
+        default=None,
+        description="Queue of the landing zone's object-created notifications (MLOPS_LANDING_QUEUE): an SQS "
+        "queue URL (aws) or a Storage Queue URL (azure); unset: the landing sensor lists the bucket.",
+    )
     landing_limits: dict[str, int] = Field(
         default_factory=dict,
         description="LandingZone limits set in the environment (MLOPS_LANDING_*), by field name.",
@@ -358,6 +375,9 @@ class Settings(BaseModel):
                 mlflow_artifact_root=_artifact_root(get("MLOPS_MLFLOW_ARTIFACT_ROOT")),
                 mlflow_ui_url=_http_url("MLOPS_MLFLOW_UI_URL", get("MLOPS_MLFLOW_UI_URL")) or "http://127.0.0.1:5000",
                 spec_modules=_modules(get("MLOPS_SPECS")),
+                landing_override=_root_uri(get("MLOPS_LANDING_ROOT")),
+                quarantine_override=_root_uri(get("MLOPS_QUARANTINE_ROOT")),
+                landing_queue=_http_url("MLOPS_LANDING_QUEUE", get("MLOPS_LANDING_QUEUE")),
                 landing_limits=_landing_limits(env),
                 serving=_serving(env),
                 metrics_endpoint_url=_http_url("MLOPS_METRICS_ENDPOINT_URL", get("MLOPS_METRICS_ENDPOINT_URL")),
@@ -378,12 +398,34 @@ class Settings(BaseModel):
         return self.storage_root or str(self.home / "lake")
 
     @property
+    def landing_location(self) -> str:
+        """The landing zone's root: a path, or a URI of the profile's store."""
+        if self.landing_override:
+            return self.landing_override
+        if self.bucket_root is not None:
+            return f"{self.bucket_root}/landing"
+        return str(self.home / "landing")
+
+    @property
+    def quarantine_location(self) -> str:
+        if self.quarantine_override:
+            return self.quarantine_override
+        if self.landing_override:
+            landing = self.landing_override
+            parent = str(Path(landing).parent) if is_local(landing) else _parent(landing)
+            return f"{parent.rstrip('/')}/quarantine"
+        if self.bucket_root is not None:
+            return f"{self.bucket_root}/quarantine"
+        return str(self.home / "quarantine")
+
+    @property
     def landing_root(self) -> Path:
-        return self.home / "landing"
+        """The landing zone as a folder of this machine (a local landing zone; tools and tests)."""
+        return _local_folder("MLOPS_LANDING_ROOT", self.landing_location)
 
     @property
     def quarantine_root(self) -> Path:
-        return self.home / "quarantine"
+        return _local_folder("MLOPS_QUARANTINE_ROOT", self.quarantine_location)
 
     @property
     def pickle_root(self) -> str:
@@ -493,6 +535,17 @@ def _alert_format(value: str | None) -> str:
     return fmt
 
 
+def _root_uri(value: str | None) -> str | None:
+    """A root path or URI without a trailing slash."""
+    return value.rstrip("/") or "/" if value else None
+
+
+def _local_folder(variable: str, location: str) -> Path:
+    if not is_local(location):
+        raise SettingsError(f"{variable}: {location} is on an object store, not a folder of this machine")
+    return Path(location.removeprefix("file://"))
+
+
 def _landing_limits(env: Mapping[str, str]) -> dict[str, int]:
     limits: dict[str, int] = {}
     for variable, field in LANDING_LIMITS.items():
@@ -548,7 +601,6 @@ def resources_for(settings: Settings, *, secrets_as_env_vars: bool = False) -> d
     from mlops_platform.automation.alerts import Notifier
     from mlops_platform.automation.operations import OPERATIONS_EXPERIMENT, lazy_mlflow_tracking
     from mlops_platform.storage.io_manager import DeltaIOManager, Lake
-    from mlops_platform.storage.landing import LandingZone
     from mlops_platform.tracking.registry import MlflowRegistry
 
     lake = Lake(root_uri=settings.lake_root, storage_options=settings.delta_storage_options())
@@ -562,11 +614,8 @@ def resources_for(settings: Settings, *, secrets_as_env_vars: bool = False) -> d
         "lake": lake,
         "io_manager": settings.cloud.pickle_io_manager(settings.pickle_root),
         "delta_io_manager": DeltaIOManager(lake=lake),
-        "landing": LandingZone(
-            landing_root=str(settings.landing_root),
-            quarantine_root=str(settings.quarantine_root),
-            **settings.landing_limits,
-        ),
+        "landing": settings.cloud.landing_zone(settings.landing_limits),
+        **({"landing_queue": queue} if (queue := settings.cloud.landing_queue()) is not None else {}),
         "registry": MlflowRegistry(
             tracking_uri=tracking_uri,
             artifact_root=settings.artifact_root,

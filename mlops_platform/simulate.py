@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from mlops_platform.specs.base import ModelSpec
+from mlops_platform.storage.landing import LandingZone
 
 FORMATS = ("mixed", "parquet", "csv")
 
@@ -17,23 +18,22 @@ FORMATS = ("mixed", "parquet", "csv")
 @dataclass(frozen=True)
 class LandedDay:
     day: dt.date
-    files: tuple[Path, ...]
+    files: tuple[str, ...]  # where each file landed: paths, or object URIs
     rows: int
 
 
-def _write_atomically(frame: pd.DataFrame, target: Path) -> None:
-    """Write under a hidden name and rename: the landing sensor never sees half a file."""
-    temporary = target.with_name(f".{target.name}.partial")
-    if target.suffix == ".parquet":
-        frame.to_parquet(temporary, index=False)
+def _encode(frame: pd.DataFrame, suffix: str) -> bytes:
+    buffer = io.BytesIO()
+    if suffix == "parquet":
+        frame.to_parquet(buffer, index=False)
     else:
-        frame.to_csv(temporary, index=False, date_format="%Y-%m-%dT%H:%M:%S")
-    os.replace(temporary, target)
+        buffer.write(frame.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S").encode())
+    return buffer.getvalue()
 
 
 def simulate(
     spec: ModelSpec,
-    landing_root: Path,
+    landing: LandingZone | Path,
     *,
     start: dt.date,
     days: int,
@@ -45,7 +45,13 @@ def simulate(
     """Land ``days`` days of events and labels from ``start``; events as Parquet, labels as CSV when mixed.
 
     Each day gets its events and every label that lands on it, also labels of events before ``start``.
+    ``landing``: the landing zone (local disk or a bucket), or a folder of this machine. Each file lands
+    atomically (no listing sees half of it).
     """
+    if isinstance(landing, Path):
+        from mlops_platform.storage.landing_local import LocalLandingZone
+
+        landing = LocalLandingZone(landing_root=str(landing), quarantine_root=str(landing.parent / "quarantine"))
     if spec.source.generator is None:
         raise ValueError(f"spec {spec.name!r} has no synthetic generator to simulate")
     if file_format not in FORMATS:
@@ -58,17 +64,13 @@ def simulate(
     for offset in range(days):
         day = start + dt.timedelta(days=offset)
         events, labels = spec.source.generator(day, seed, drift, rows)
-        folder = landing_root / spec.name / day.isoformat()
-        folder.mkdir(parents=True, exist_ok=True)
         tag = f"{seed}-{drift:g}".replace(".", "_")
         events_suffix = "csv" if file_format == "csv" else "parquet"
         labels_suffix = "parquet" if file_format == "parquet" else "csv"
-        files = [folder / f"events-{tag}.{events_suffix}"]
-        _write_atomically(events, files[0])
+        files = [landing.land(spec.name, day, f"events-{tag}.{events_suffix}", _encode(events, events_suffix))]
         # The labels that land on the day belong to it, whatever day their events were (churn's are two
         # weeks older): landing day by day (--days 1) yields the same files as landing the range at once.
         if len(labels):
-            files.append(folder / f"labels-{tag}.{labels_suffix}")
-            _write_atomically(labels, files[1])
+            files.append(landing.land(spec.name, day, f"labels-{tag}.{labels_suffix}", _encode(labels, labels_suffix)))
         landed.append(LandedDay(day, tuple(files), len(events) + len(labels)))
     return landed

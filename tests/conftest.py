@@ -53,7 +53,8 @@ class Platform:
         self.assets = list(self.defs.assets or [])
 
     def land(self, spec: ModelSpec, days: int, start: dt.date = START, **kwargs) -> None:
-        simulate(spec, self.settings.landing_root, start=start, days=days, **kwargs)
+        # Through the profile's landing zone: a folder on disk, or the bucket on a cloud profile.
+        simulate(spec, self.settings.cloud.landing_zone(self.settings.landing_limits), start=start, days=days, **kwargs)
 
     def run(
         self, spec: ModelSpec, names: list[str], partition_key: str | None = None, raise_on_error: bool = True

@@ -88,7 +88,7 @@ def test_simulate_one_day_at_a_time_lands_that_days_labels(platform, churn, sett
     """``simulate --days 1 --start DAY`` lands the labels of DAY, though their events are 14 days older."""
     target = dt.date.fromisoformat(day(3))
     landed = simulate(churn, settings.landing_root, start=target, days=1, rows=40)[0]
-    labels = [f for f in landed.files if f.name.startswith("labels-")]
+    labels = [f for f in landed.files if Path(f).name.startswith("labels-")]
     assert len(labels) == 1
     frame = pd.read_csv(labels[0], parse_dates=["event_ts", "label_ts"])
     assert len(frame) == 40

@@ -12,7 +12,8 @@ import pytest
 
 from mlops_platform.ml import validation
 from mlops_platform.storage.delta import read_table
-from mlops_platform.storage.landing import REASON_SUFFIX, LandingZone
+from mlops_platform.storage.landing import REASON_SUFFIX
+from mlops_platform.storage.landing_local import LocalLandingZone
 
 DST_DAY = dt.date(2026, 10, 25)  # Europe/Berlin leaves summer time at 03:00 local (01:00 UTC)
 SECRET = "aws_secret_access_key=AKIAEXAMPLESECRET"
@@ -57,7 +58,9 @@ def _with_limits(platform, **limits) -> None:
     landing = platform.resources["landing"]
     platform.resources = {
         **platform.resources,
-        "landing": LandingZone(landing_root=landing.landing_root, quarantine_root=landing.quarantine_root, **limits),
+        "landing": LocalLandingZone(
+            landing_root=landing.landing_root, quarantine_root=landing.quarantine_root, **limits
+        ),
     }
 
 

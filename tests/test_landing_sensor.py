@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops_platform.storage import landing as landing_module
-from mlops_platform.storage.landing import REASON_SUFFIX
+from mlops_platform.storage import landing_local as landing_module
+from mlops_platform.storage.landing import REASON_SUFFIX, LandedFile
 from tests.conftest import day
 from tests.test_sensors import _tick
 
@@ -67,13 +67,13 @@ def test_the_cursor_and_the_scan_stay_bounded_over_a_year_of_days(platform, chur
     first_day = churn.start_date
     _land_dummy(root, first_day, 60)
     listed: list[str] = []
-    real_list = landing_module.LandingZone.list_folder
+    real_list = landing_module.LocalLandingZone.list_folder
 
     def counting(self, folder):
         listed.append(Path(folder).name)
         return real_list(self, folder)
 
-    monkeypatch.setattr(landing_module.LandingZone, "list_folder", counting)
+    monkeypatch.setattr(landing_module.LocalLandingZone, "list_folder", counting)
 
     first, cursor = _tick(platform, churn, None)
     assert len(first.run_requests) == 1  # 60 consecutive days: one range run
@@ -184,5 +184,5 @@ def test_quarantining_a_file_that_is_gone_leaves_no_reason_behind(platform, chur
     landing = platform.resources["landing"]
     gone = platform.settings.landing_root / "churn" / day(0) / "events-gone.parquet"
     with pytest.raises(FileNotFoundError):
-        landing.quarantine(gone, "churn", day(0), "bad")
+        landing.quarantine(LandedFile(gone.name, str(gone), "0:0:0", 0, 0), "churn", day(0), "bad")
     assert landing.quarantined("churn", day(0)) == {}

@@ -62,13 +62,17 @@ class Family:
     jobs: list[Any] = field(default_factory=list)
     schedules: list[Any] = field(default_factory=list)
     sensors: list[Any] = field(default_factory=list)
+    ingest_job: Any = None
 
     def key(self, name: str) -> dg.AssetKey:
         return dg.AssetKey([self.spec.name, name])
 
 
-def build_family(spec: ModelSpec) -> Family:
-    """All assets, checks, jobs and schedules of one spec. Group and key prefix are the spec name."""
+def build_family(spec: ModelSpec, *, listing_sensor: bool = True) -> Family:
+    """All assets, checks, jobs and schedules of one spec. Group and key prefix are the spec name.
+
+    ``listing_sensor``: the spec's landing sensor lists its landing folder; False where the landing
+    queue sensor (one for every spec) reads the bucket's notifications instead."""
     from mlops_platform.automation.operations import build_rollback_job
     from mlops_platform.automation.retraining import build_retraining_sensor
     from mlops_platform.automation.sensors import build_landing_sensor
@@ -95,8 +99,9 @@ def build_family(spec: ModelSpec) -> Family:
     )
     family.jobs = [ingest_job, train_job, build_rollback_job(spec, stage.key("champion"))]
     family.schedules = [build_daily_sweep(stage, ingest_job)]
+    family.ingest_job = ingest_job
     family.sensors = [
-        build_landing_sensor(spec, ingest_job),
+        *([build_landing_sensor(spec, ingest_job)] if listing_sensor else []),
         build_retraining_sensor(spec, train_job, send_metrics=True),
     ]
     return family
@@ -131,9 +136,7 @@ def files_not_ingested(
         started_ns = int(started * 1e9)
         since_ns = started_ns if since_ns is None else min(since_ns, started_ns)
     missed = {
-        f.path.name: f.stamp
-        for f in entries
-        if f.path.name not in ingested or since_ns is None or f.mtime_ns > since_ns
+        f.name: f.stamp for f in entries if f.name not in ingested or since_ns is None or f.modified_ns > since_ns
     }
     return missed, f"{len(entries)} file(s) landed, {len(entries) - len(missed)} ingested"
 

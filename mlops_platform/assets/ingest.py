@@ -2,10 +2,8 @@
 
 import datetime as dt
 import functools
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -22,7 +20,8 @@ from mlops_platform.assets.common import (
 )
 from mlops_platform.specs.base import ModelSpec
 from mlops_platform.storage.delta import DAY_COLUMN
-from mlops_platform.storage.landing import LandingZone, safe_name, sanitize, stream_of
+from mlops_platform.storage.errors import StorageError
+from mlops_platform.storage.landing import LandedFile, LandingZone, safe_name, sanitize, stream_of
 
 
 def _limits(landing: LandingZone) -> Any:
@@ -43,31 +42,33 @@ def key_columns(spec: ModelSpec, stream: str) -> tuple[str, ...]:
     return (spec.entity_key, spec.event_timestamp, spec.label_timestamp)
 
 
-def _read_one(path: Path, stream: str, spec: ModelSpec, day: dt.date, landing: LandingZone) -> Frame:
+def _read_one(file: LandedFile, stream: str, spec: ModelSpec, day: dt.date, landing: LandingZone) -> Frame:
     """One file read, typed and proven to convert to its declared Arrow types, or InvalidFile."""
     from mlops_platform.ml.validation import conform, read_landed_file
 
     schema = spec.source.events if stream == "events" else spec.source.labels
     day_column = spec.event_timestamp if stream == "events" else spec.label_timestamp
-    frame = read_landed_file(path, _limits(landing), schema)
+    with landing.local_copy(file) as path:
+        frame = read_landed_file(path, _limits(landing), schema)
     return conform(frame, schema, day=day, day_column=day_column, key_columns=key_columns(spec, stream))
 
 
-def _quarantine(landing: LandingZone, path: Path, spec: ModelSpec, day: dt.date, reason: str, log: Any) -> str:
+def _quarantine(landing: LandingZone, file: LandedFile, spec: ModelSpec, day: dt.date, reason: str, log: Any) -> str:
     """Quarantine one file (or link) with its reason; returns the reason as recorded (bounded, sanitized)."""
     reason = sanitize(reason)
-    target = landing.quarantine(path, spec.name, day.isoformat(), reason)
-    log.warning(f"quarantined {sanitize(path)} -> {sanitize(target)}: {reason}")
+    target = landing.quarantine(file, spec.name, day.isoformat(), reason)
+    log.warning(f"quarantined {sanitize(file.location)} -> {sanitize(target)}: {reason}")
     return reason
 
 
 def _ingest_stream(
-    files: list, stream: str, spec: ModelSpec, day: dt.date, landing: LandingZone, log: Any
+    files: list[LandedFile], stream: str, spec: ModelSpec, day: dt.date, landing: LandingZone, log: Any
 ) -> tuple[Frame, list[str], dict[str, str]]:
     """Valid files of one stream concatenated in landing order; bad ones quarantined with their reason.
 
-    One file's contents never fail the run: any error reading or validating it (other than a
-    transient one, which the retry policy handles) quarantines that file, and the others are ingested.
+    One file's contents never fail the run: any error reading or validating it quarantines that file,
+    and the others are ingested. The store's errors are not the file's: an outage is retried (the
+    retry policy), a refusal (permissions, a missing bucket) fails the run naming the URI.
     """
     import pandas as pd
 
@@ -76,28 +77,30 @@ def _ingest_stream(
     schema = spec.source.events if stream == "events" else spec.source.labels
     day_column = spec.event_timestamp if stream == "events" else spec.label_timestamp
     frames, ingested, quarantined = [], [], {}
-    for path in files:
+    for file in files:
         try:
-            frame = _read_one(path, stream, spec, day, landing)
+            frame = _read_one(file, stream, spec, day, landing)
         except InvalidFile as exc:
             reason = str(exc)
+        except StorageError:
+            raise
         except Exception as exc:
             if is_transient(exc):
                 raise
-            if not os.path.lexists(path):
+            if not landing.exists(file):
                 # Moved away while being read (another run quarantined it): it is recorded there.
-                log.warning(f"{sanitize(path)} disappeared while being read; skipped in this run")
+                log.warning(f"{sanitize(file.location)} disappeared while being read; skipped in this run")
                 continue
             reason = f"could not be read or validated: {type(exc).__name__}: {exc}"
         else:
-            frame[SOURCE_FILE_COLUMN] = path.name
+            frame[SOURCE_FILE_COLUMN] = file.name
             frames.append(frame)
-            ingested.append(path.name)
+            ingested.append(file.name)
             continue
         try:
-            quarantined[safe_name(path.name)] = _quarantine(landing, path, spec, day, reason, log)
+            quarantined[safe_name(file.name)] = _quarantine(landing, file, spec, day, reason, log)
         except FileNotFoundError:
-            log.warning(f"{sanitize(path)} disappeared before it could be quarantined")
+            log.warning(f"{sanitize(file.location)} disappeared before it could be quarantined")
     if frames:
         combined = pd.concat(frames, ignore_index=True)
     else:
@@ -145,24 +148,20 @@ def ingest_day(spec: ModelSpec, day: dt.date, landing: LandingZone, log: Any) ->
 
 def list_day(spec: ModelSpec, day: dt.date, landing: LandingZone, log: Any) -> tuple[dict[str, list], dict[str, str]]:
     """The day's files by stream, and the reasons of the entries quarantined instead (links, odd names)."""
-    by_stream: dict[str, list] = {"events": [], "labels": []}
+    by_stream: dict[str, list[LandedFile]] = {"events": [], "labels": []}
     unknown: dict[str, str] = {}
-    entries, refused_day = landing.day_listing(spec.name, day)
-    if refused_day:
-        folder = landing.day_dir(spec.name, day)
-        unknown[safe_name(folder.name)] = _quarantine(landing, folder, spec, day, refused_day, log)
+    entries, _ = landing.day_listing(spec.name, day)  # a refused day folder is its one entry
     for entry in entries:
-        path = entry.path
-        stream = stream_of(path)
+        stream = stream_of(entry.name)
         reason = entry.refused
         if reason is not None or stream is None:
             reason = reason or "file name must start with 'events-' or 'labels-'"
             try:
-                unknown[safe_name(path.name)] = _quarantine(landing, path, spec, day, reason, log)
+                unknown[safe_name(entry.name)] = _quarantine(landing, entry, spec, day, reason, log)
             except FileNotFoundError:
-                log.warning(f"{sanitize(path)} disappeared before it could be quarantined")
+                log.warning(f"{sanitize(entry.location)} disappeared before it could be quarantined")
         else:
-            by_stream[stream].append(path)
+            by_stream[stream].append(entry)
     return by_stream, unknown
 
 
@@ -273,7 +272,7 @@ def build_ingest(stage: Stage) -> dg.AssetsDefinition:
             ),
             metadata={
                 "quarantined": dg.MetadataValue.json(quarantined),
-                "quarantine_folder": dg.MetadataValue.path(f"{landing.quarantine_root}/{spec.name}"),
+                "quarantine_folder": dg.MetadataValue.path(landing.quarantine_folder(spec.name)),
             },
         )
 

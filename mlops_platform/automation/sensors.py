@@ -3,9 +3,7 @@
 import datetime as dt
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -15,6 +13,7 @@ from mlops_platform.specs.base import ModelSpec
 from mlops_platform.storage.landing import LandingZone, RootEntry, parse_day, sanitize
 
 CURSOR_VERSION = 2
+NOT_IN_A_DAY = "files must sit in a YYYY-MM-DD folder"
 
 
 @dataclass
@@ -22,9 +21,10 @@ class LandingCursor:
     """What the landing sensor remembers, bounded by the lookback rather than by the days ever landed.
 
     ``watermark``: the newest day handed to a run. ``days``: for each day that may still change (within
-    ``lookback`` days of the watermark), every file name and its stamp (mtime, size, inode). ``settled``:
-    the older days already handed to a run, as ranges of consecutive days (a handful of entries for
-    years of daily folders); they are not listed again, so a file replaced there needs a backfill.
+    ``lookback`` days of the watermark), every file name and its stamp (on disk mtime, size, inode; on a
+    bucket the ETag or generation). ``settled``: the older days already handed to a run, as ranges of
+    consecutive days (a handful of entries for years of daily folders); they are not listed again, so a
+    file replaced there needs a backfill.
     """
 
     watermark: dt.date | None = None
@@ -95,17 +95,56 @@ def _consecutive_ranges(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
     return ranges
 
 
-def _quarantine_misplaced(landing: LandingZone, spec: ModelSpec, entry: RootEntry, why: str, log: Any) -> None:
-    root = Path(landing.landing_root) / spec.name
-    paths = landing.misplaced_files(entry.path) if entry.is_dir else [entry.path]
-    for path in paths:
-        parent = path.parent.relative_to(root).as_posix()
-        folder = "_unassigned" if parent == "." else parent
+def misplaced_reason(entry: RootEntry, spec: ModelSpec, today: dt.date, landing: LandingZone) -> str | None:
+    """Why an entry of the model's folder is no day folder of its partitions, or None when it is one."""
+    day, latest_allowed = entry.day, today + dt.timedelta(days=landing.max_future_days)
+    if day is not None and (entry.is_dir or entry.is_link) and spec.start_date <= day <= latest_allowed:
+        return None
+    if entry.is_link:
+        return f"{entry.name!r} is a symbolic link; links are never followed out of the landing root"
+    if day is None or not entry.is_dir:
+        return (
+            f"folder {entry.name!r} is not a day (YYYY-MM-DD)"
+            if entry.is_dir
+            else "files must sit in a YYYY-MM-DD folder"
+        )
+    return (
+        f"folder {entry.name!r} is not a day between {spec.start_date} and {latest_allowed} "
+        f"(today, UTC, plus {landing.max_future_days} days)"
+    )
+
+
+def quarantine_misplaced(landing: LandingZone, spec: ModelSpec, entry: RootEntry, why: str, log: Any) -> None:
+    for folder, file in landing.misplaced(spec.name, entry):
         try:
-            landing.quarantine(path, spec.name, folder, why)
+            landing.quarantine(file, spec.name, folder, why)
         except FileNotFoundError:
             continue  # moved meanwhile (by a run): nothing left here to quarantine
-        log.warning(f"quarantined {sanitize(path)}: {sanitize(why)}")
+        log.warning(f"quarantined {sanitize(file.location)}: {sanitize(why)}")
+
+
+def day_requests(changed: dict[dt.date, dict[str, str]], job_name: str | None = None) -> list[dg.RunRequest]:
+    """One run request per run of consecutive changed days ({day: {name: stamp}}). The stamps are in
+    the run key: a file replaced under the same name gives a new key, an unchanged one the same key."""
+    requests = []
+    for first, last in _consecutive_ranges(sorted(changed)):
+        in_range = [d for d in sorted(changed) if first <= d <= last]
+        digest = hashlib.sha256(
+            json.dumps({d.isoformat(): changed[d] for d in in_range}, sort_keys=True).encode()
+        ).hexdigest()[:16]
+        names = ",".join(sanitize(name, 100) for d in in_range for name in sorted(changed[d]))
+        tags = {"mlops/trigger": "landing", "mlops/new_files": names[:200]}
+        if first == last:
+            key = f"{first}:{digest}"
+            requests.append(dg.RunRequest(run_key=key, partition_key=first.isoformat(), tags=tags, job_name=job_name))
+        else:
+            # A run of consecutive days is one run (the assets backfill ranges in a single run).
+            tags |= {
+                "dagster/asset_partition_range_start": first.isoformat(),
+                "dagster/asset_partition_range_end": last.isoformat(),
+            }
+            requests.append(dg.RunRequest(run_key=f"{first}..{last}:{digest}", tags=tags, job_name=job_name))
+    return requests
 
 
 def landing_tick(
@@ -118,7 +157,6 @@ def landing_tick(
     """
     state = LandingCursor.load(raw_cursor)
     window_start = state.watermark - dt.timedelta(days=landing.sensor_lookback_days) if state.watermark else None
-    latest_allowed = today + dt.timedelta(days=landing.max_future_days)
     changed: dict[dt.date, dict[str, str]] = {}
     days: dict[str, dict[str, str | int]] = {}
     scanned_old: list[dt.date] = []
@@ -130,21 +168,9 @@ def landing_tick(
 
     for entry in landing.root_entries(spec.name, skip_day=settled):
         day = entry.day
-        if day is None or not (entry.is_dir or entry.is_link) or day < spec.start_date or day > latest_allowed:
-            if entry.is_link:
-                why = f"{entry.name!r} is a symbolic link; links are never followed out of the landing root"
-            elif day is None or not entry.is_dir:
-                why = (
-                    f"folder {entry.name!r} is not a day (YYYY-MM-DD)"
-                    if entry.is_dir
-                    else "files must sit in a YYYY-MM-DD folder"
-                )
-            else:
-                why = (
-                    f"folder {entry.name!r} is not a day between {spec.start_date} and {latest_allowed} "
-                    f"(today, UTC, plus {landing.max_future_days} days)"
-                )
-            _quarantine_misplaced(landing, spec, entry, why, log)
+        why = misplaced_reason(entry, spec, today, landing)
+        if why is not None or day is None:
+            quarantine_misplaced(landing, spec, entry, why or "", log)
             continue
         if day >= today:
             # The day's partition does not exist until the day is over (UTC); a producer whose clock
@@ -153,15 +179,9 @@ def landing_tick(
             continue
         folder = entry.name
         old = window_start is not None and day < window_start
-        if entry.is_link:
-            # The ingest refuses the link and quarantines it; the stamp is the link's own lstat.
-            try:
-                info = os.lstat(entry.path)
-            except FileNotFoundError:
-                continue
-            files = {folder: f"link:{info.st_mtime_ns}:{info.st_ino}"}
-        else:
-            files = {f.path.name: f.stamp for f in landing.list_folder(entry.path)}
+        files = landing.entry_stamps(entry)
+        if entry.is_link and not files:
+            continue  # the link vanished meanwhile
         seen = state.days.get(folder, {})
         new = {name: stamp for name, stamp in files.items() if not _unchanged(seen.get(name), stamp)}
         if new:
@@ -171,24 +191,7 @@ def landing_tick(
                 scanned_old.append(day)
         else:
             days[folder] = dict(files)
-    requests = []
-    for first, last in _consecutive_ranges(sorted(changed)):
-        in_range = [d for d in sorted(changed) if first <= d <= last]
-        # The stamps are in the key: a file replaced under the same name gives a new run key.
-        digest = hashlib.sha256(
-            json.dumps({d.isoformat(): changed[d] for d in in_range}, sort_keys=True).encode()
-        ).hexdigest()[:16]
-        names = ",".join(sanitize(name, 100) for d in in_range for name in sorted(changed[d]))
-        tags = {"mlops/trigger": "landing", "mlops/new_files": names[:200]}
-        if first == last:
-            requests.append(dg.RunRequest(run_key=f"{first}:{digest}", partition_key=first.isoformat(), tags=tags))
-        else:
-            # A run of consecutive days is one run (the assets backfill ranges in a single run).
-            tags |= {
-                "dagster/asset_partition_range_start": first.isoformat(),
-                "dagster/asset_partition_range_end": last.isoformat(),
-            }
-            requests.append(dg.RunRequest(run_key=f"{first}..{last}:{digest}", tags=tags))
+    requests = day_requests(changed)
     watermark = max([d for d in [state.watermark, *changed] if d is not None], default=None)
     if watermark is not None:
         new_start = watermark - dt.timedelta(days=landing.sensor_lookback_days)
@@ -204,12 +207,13 @@ def build_landing_sensor(spec: ModelSpec, ingest_job: Any) -> dg.SensorDefinitio
     """Request the day's ingestion when a file lands (or changes) in the spec's landing folder.
 
     The cursor holds a watermark (the newest day handed to a run) and, per day within the lookback
-    (``LandingZone.sensor_lookback_days``) of it, each file name and stamp (mtime, size, inode) already
-    handed to a run: each file is processed once, and a new or replaced file of such a day re-runs that
-    day. Older days are remembered as ranges and not listed again, so a tick costs the same after a
-    year of days as after a week. New files of consecutive days are ingested in one run. Folders of
-    today or of a future day (up to ``max_future_days``) wait for the day to end; other folders that are
-    not a day of this spec's partitions, and links, are quarantined with the reason.
+    (``LandingZone.sensor_lookback_days``) of it, each file name and stamp (mtime, size and inode on disk;
+    ETag or generation on a bucket) already handed to a run: each file is processed once, and a new or
+    replaced file of such a day re-runs that day. Older days are remembered as ranges and not listed
+    again, so a tick costs the same after a year of days as after a week. New files of consecutive days
+    are ingested in one run. Folders of today or of a future day (up to ``max_future_days``) wait for the
+    day to end; other folders that are not a day of this spec's partitions, and links, are quarantined
+    with the reason.
     """
 
     @dg.sensor(

@@ -35,6 +35,32 @@ class AwsProfile(CloudProfile):
             endpoint_url=self.settings.storage_endpoint_url,
         )
 
+    def object_landing_zone(self, landing: str, quarantine: str, limits: dict[str, int]) -> Any:
+        from mlops_platform.storage.landing_s3 import S3LandingZone
+
+        return S3LandingZone(
+            landing_root=landing,
+            quarantine_root=quarantine,
+            region_name=self.settings.aws_region,
+            endpoint_url=self.settings.storage_endpoint_url,
+            timeout_seconds=self.settings.storage_timeout_seconds,
+            **limits,
+        )
+
+    def landing_queue(self) -> Any:
+        """S3 event notifications in the SQS queue at MLOPS_LANDING_QUEUE (a queue URL on a host other than
+        amazonaws.com, such as moto_server or LocalStack, is also the client's endpoint)."""
+        from urllib.parse import urlparse
+
+        from mlops_platform.storage.landing_queues import SqsLandingQueue
+
+        url = self.settings.landing_queue
+        if not url:
+            return None
+        parsed = urlparse(url)
+        endpoint = None if (parsed.hostname or "").endswith("amazonaws.com") else f"{parsed.scheme}://{parsed.netloc}"
+        return SqsLandingQueue(queue_url=url, region_name=self.settings.aws_region, endpoint_url=endpoint)
+
     def client_environment(self) -> dict[str, str]:
         endpoint = self.settings.storage_endpoint_url
         return {"MLFLOW_S3_ENDPOINT_URL": endpoint} if endpoint else {}

@@ -52,6 +52,35 @@ class AzureProfile(CloudProfile):
             connection_string=dg.EnvVar(AZURE_CONNECTION_STRING_VAR) if self.settings.azure_connection_string else None,
         )
 
+    def object_landing_zone(self, landing: str, quarantine: str, limits: dict[str, int]) -> Any:
+        import dagster as dg
+
+        from mlops_platform.storage.landing_azure import AzureBlobLandingZone
+
+        return AzureBlobLandingZone(
+            landing_root=landing,
+            quarantine_root=quarantine,
+            account_name=self.settings.azure_storage_account or "",
+            connection_string=dg.EnvVar(AZURE_CONNECTION_STRING_VAR) if self.settings.azure_connection_string else None,
+            endpoint_url=self.settings.storage_endpoint_url,
+            timeout_seconds=self.settings.storage_timeout_seconds,
+            retry_seconds=self.settings.storage_retry_seconds,
+            **limits,
+        )
+
+    def landing_queue(self) -> Any:
+        """Event Grid's BlobCreated events in the Storage Queue at MLOPS_LANDING_QUEUE."""
+        import dagster as dg
+
+        from mlops_platform.storage.landing_queues import StorageQueueLandingQueue
+
+        if not self.settings.landing_queue:
+            return None
+        return StorageQueueLandingQueue(
+            queue_url=self.settings.landing_queue,
+            connection_string=dg.EnvVar(AZURE_CONNECTION_STRING_VAR) if self.settings.azure_connection_string else None,
+        )
+
     def artifact_root(self, bucket_root: str) -> str:
         # MLflow addresses Azure Blob as wasbs://CONTAINER@ACCOUNT.blob.core.windows.net/PATH.
         container, key = bucket_and_key(bucket_root)

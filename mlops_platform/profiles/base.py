@@ -97,6 +97,34 @@ class Profile(abc.ABC):
         """The instance's ``compute_logs`` block for logs under ``root``; None keeps them on local disk."""
         return None
 
+    def landing_zone(self, limits: dict[str, int]) -> Any:
+        """The landing zone (resource key ``landing``, a ``storage.landing.LandingZone``) at the settings'
+        landing and quarantine locations, with the landing limits set in the environment (``limits``):
+        a folder on disk for a local path (any profile may keep it on a mounted volume), the profile's
+        object store otherwise. Creates no client: the zone connects when a tick or a step first lists."""
+        landing, quarantine = self.settings.landing_location, self.settings.quarantine_location
+        if is_local(landing):
+            from mlops_platform.storage.landing_local import LocalLandingZone
+
+            return LocalLandingZone(
+                landing_root=landing.removeprefix("file://"),
+                quarantine_root=quarantine.removeprefix("file://"),
+                **limits,
+            )
+        return self.object_landing_zone(landing, quarantine, limits)
+
+    def landing_queue(self) -> Any:
+        """The notification queue (resource key ``landing_queue``, a ``storage.landing_queues.LandingQueue``)
+        at MLOPS_LANDING_QUEUE, or None: the landing sensors list the landing zone. Profiles whose cloud
+        delivers object-created notifications to a queue override this."""
+        return None
+
+    def object_landing_zone(self, landing: str, quarantine: str, limits: dict[str, int]) -> Any:
+        """The landing zone on this profile's object store (``landing``/``quarantine``: URIs of ``schemes``)."""
+        from mlops_platform.settings import SettingsError
+
+        raise SettingsError(f"MLOPS_LANDING_ROOT={landing!r}: the {self.name} profile has no object store")
+
     @abc.abstractmethod
     def deployer(self) -> Any:
         """The serving deployer (resource key ``deployer``, a ``serving.deployers.base.Deployer``) that the
@@ -153,8 +181,30 @@ class CloudProfile(Profile):
         for variable, value in (
             ("MLOPS_STORAGE_ROOT", settings.storage_root),
             ("MLOPS_OBJECTS_ROOT", settings.objects_root),
+            ("MLOPS_LANDING_ROOT", settings.landing_override),
+            ("MLOPS_QUARANTINE_ROOT", settings.quarantine_override),
         ):
             if value is not None and not is_local(value) and value.split("://", 1)[0].lower() not in self.schemes:
                 raise SettingsError(
                     f"{variable}={value!r} is not a URI of the {self.name} profile; expected {expected}..."
                 )
+        validate_landing(settings)
+
+
+def validate_landing(settings: Settings) -> None:
+    """The quarantine lives on the same store as the landing zone (a move between stores is no move),
+    and a notification queue needs a landing zone on the object store it watches."""
+    from mlops_platform.settings import SettingsError
+
+    landing, quarantine = settings.landing_location, settings.quarantine_location
+    if is_local(landing) != is_local(quarantine) or (
+        not is_local(landing) and landing.split("://", 1)[0] != quarantine.split("://", 1)[0]
+    ):
+        raise SettingsError(
+            f"MLOPS_QUARANTINE_ROOT={quarantine!r} must be on the same storage as the landing zone ({landing!r})"
+        )
+    if settings.landing_queue and is_local(landing):
+        raise SettingsError(
+            f"MLOPS_LANDING_QUEUE is set but the landing zone {landing!r} is on local disk; the queue carries "
+            "an object store's notifications (set MLOPS_LANDING_ROOT to the bucket, or unset the queue)"
+        )

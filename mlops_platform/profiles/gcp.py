@@ -20,6 +20,11 @@ class GcpProfile(CloudProfile):
                 "MLOPS_STORAGE_ENDPOINT_URL cannot apply to a gs:// lake: delta-rs has no GCS endpoint override. "
                 "Keep the lake on a local path to run against a GCS emulator, or unset the endpoint."
             )
+        if self.settings.landing_queue:
+            raise SettingsError(
+                "MLOPS_LANDING_QUEUE: the gcp profile lists its landing zone on GCS (Pub/Sub notifications are "
+                "not supported yet); unset it"
+            )
 
     def object_store_pickles(self, root: str) -> Any:
         from mlops_platform.storage.pickles import GCSPickles
@@ -31,6 +36,18 @@ class GcpProfile(CloudProfile):
             project=self.settings.gcp_project,
             timeout_seconds=self.settings.storage_timeout_seconds,
             retry_seconds=self.settings.storage_retry_seconds,
+        )
+
+    def object_landing_zone(self, landing: str, quarantine: str, limits: dict[str, int]) -> Any:
+        from mlops_platform.storage.landing_gcs import GcsLandingZone
+
+        return GcsLandingZone(
+            landing_root=landing,
+            quarantine_root=quarantine,
+            project=self.settings.gcp_project,
+            timeout_seconds=self.settings.storage_timeout_seconds,
+            retry_seconds=self.settings.storage_retry_seconds,
+            **limits,
         )
 
     def client_environment(self) -> dict[str, str]:

@@ -16,9 +16,13 @@ class LocalProfile(Profile):
         for variable, value in (
             ("MLOPS_STORAGE_ROOT", self.settings.storage_root),
             ("MLOPS_OBJECTS_ROOT", self.settings.objects_root),
+            ("MLOPS_LANDING_ROOT", self.settings.landing_override),
+            ("MLOPS_QUARANTINE_ROOT", self.settings.quarantine_override),
         ):
             if value is not None and not is_local(value):
                 raise SettingsError(f"{variable}={value!r}: the local profile keeps its data on local disk")
+        if self.settings.landing_queue:
+            raise SettingsError("MLOPS_LANDING_QUEUE: the local profile lists its landing folder; it has no queue")
 
     def object_store_pickles(self, root: str) -> Any:
         from mlops_platform.settings import SettingsError

@@ -171,21 +171,25 @@ def summary(exc: BaseException, limit: int = 600) -> str:
 
 
 @contextmanager
-def storage_errors(uri: str, operation: str, *, storage: str | None = None) -> Iterator[None]:
+def storage_errors(
+    uri: str, operation: str, *, storage: str | None = None, sdk_refusals: bool = False
+) -> Iterator[None]:
     """Re-raise SDK failures of the block as StorageUnavailable / StorageError naming store and URI.
 
     Only failures that come from the store are translated: ``OSError`` (what delta-rs raises for
-    object-store failures) and the SDKs' connection errors. Anything else (a schema mismatch, a
-    commit conflict, a bug) passes through unchanged, and so do errors already translated.
+    object-store failures) and the SDKs' connection errors, and with ``sdk_refusals`` every other
+    error an SDK raises (botocore's ClientError, azure.core's HttpResponseError, google.api_core's
+    errors: a 403, a bad request). Anything else (a schema mismatch, a commit conflict, a bug) passes
+    through unchanged, and so do errors already translated and FileNotFoundError.
     """
     name = storage or storage_name(uri)
     try:
         yield
-    except (StorageError, StorageUnavailable):
+    except (StorageError, StorageUnavailable, FileNotFoundError):
         raise
     except Exception as exc:
         if is_unavailable(exc):
             raise StorageUnavailable(name, uri, operation, summary(exc)) from exc
-        if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+        if isinstance(exc, OSError) or (sdk_refusals and _from_client(exc)):
             raise StorageError(name, uri, operation, summary(exc)) from exc
         raise

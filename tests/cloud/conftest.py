@@ -154,6 +154,7 @@ def gcs(tmp_path_factory, exported) -> Iterator[Cloud]:
             "MLOPS_STORAGE_ROOT": str(workdir / "lake"),
             "MLOPS_OBJECTS_ROOT": f"gs://{BUCKET}/lake/_objects",
             "MLOPS_MLFLOW_ARTIFACT_ROOT": f"gs://{BUCKET}/mlflow",
+            "MLOPS_LANDING_ROOT": f"gs://{BUCKET}/landing",
             "MLOPS_STORAGE_ENDPOINT_URL": server.url,
             "GOOGLE_CLOUD_PROJECT": "mlops-test",
             **FAST_FAILURE,

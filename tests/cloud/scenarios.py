@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
+import logging
 import subprocess
 import sys
 import threading
@@ -21,6 +23,17 @@ from tests.conftest import START, Platform, day
 START = START
 DAYS = 6
 ROWS = 250
+
+
+LOG = logging.getLogger("cloud-scenarios")
+
+
+def events_file(spec: ModelSpec, day: dt.date, rows: int = ROWS, seed: int = 1) -> bytes:
+    """One day's events as a producer would land them (Parquet bytes)."""
+    events, _ = spec.source.generator(day, seed, 0.0, rows)
+    buffer = io.BytesIO()
+    events.to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
 def materialize_family(platform: Platform, spec: ModelSpec) -> None:

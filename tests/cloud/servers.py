@@ -22,6 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 AZURITE_BLOB = REPO / "node_modules" / ".bin" / "azurite-blob"
+AZURITE_QUEUE = REPO / "node_modules" / ".bin" / "azurite-queue"
 HOST = "127.0.0.1"
 
 
@@ -143,6 +144,33 @@ def azurite(workdir: Path, account: str, key: str) -> Server:
     ]
     env = {"AZURITE_ACCOUNTS": f"{account}:{key}"}
     return Server("azurite-blob", command, port, workdir / "azurite.log", env=env).start()
+
+
+def azurite_queue(workdir: Path, account: str, key: str) -> Server:
+    """Azure Storage Queue (Azurite's queue service), for the landing zone's Event Grid notifications."""
+    node = node_path()
+    assert node is not None
+    if not AZURITE_QUEUE.exists():
+        raise RuntimeError(f"{AZURITE_QUEUE} is missing: run `make install` (npm ci)")
+    port = free_port()
+    location = workdir / "azurite-queue"
+    location.mkdir(parents=True, exist_ok=True)
+    command = [
+        node,
+        str(AZURITE_QUEUE.resolve()),
+        "--queueHost",
+        HOST,
+        "--queuePort",
+        str(port),
+        "--location",
+        str(location),
+        "--skipApiVersionCheck",
+        "--loose",
+        "--disableTelemetry",
+        "--silent",
+    ]
+    env = {"AZURITE_ACCOUNTS": f"{account}:{key}"}
+    return Server("azurite-queue", command, port, workdir / "azurite-queue.log", env=env).start()
 
 
 def gcs_emulator(workdir: Path, bucket: str) -> Server:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from mlops_platform.settings import COMPUTE_LOGS_PREFIX, instance_config_for
 from mlops_platform.specs import ModelSpec
+from mlops_platform.storage.landing import REASON_SUFFIX
 from tests.cloud import scenarios
 from tests.cloud.conftest import Cloud
 from tests.conftest import Platform, day
@@ -30,16 +31,74 @@ def family_platform(cloud: Cloud, spec: ModelSpec, tmp: Path):
         yield platform
 
 
-class CloudSuite:
+class LandingSuite:
+    """The landing zone on the bucket (issue 9): the same layout, quarantine and sensor as on disk.
+    A subclass provides ``cloud``, ``platform`` (its family on the bucket) and ``spec``."""
+
+    def objects_under(self, cloud: Cloud, uri: str) -> dict[str, bytes]:
+        """Every object below ``uri`` (a prefix), by key."""
+        raise NotImplementedError
+
+    def test_bad_files_are_quarantined_on_the_bucket_and_good_ones_ingested(
+        self, cloud: Cloud, platform: Platform, spec
+    ) -> None:
+        landing = platform.settings.cloud.landing_zone(platform.settings.landing_limits)
+        assert landing.landing_root == platform.settings.landing_location and "://" in landing.landing_root
+        when = scenarios.START + dt.timedelta(days=scenarios.DAYS + 3)  # a day no other test lands
+        key = when.isoformat()
+        landing.land(spec.name, when, "events-good.parquet", scenarios.events_file(spec, when))
+        landing.land(spec.name, when, "events-bad.csv", b"no,such,columns\n1,2,3\n")
+        landing.land(spec.name, when, "notes.txt", b"not a stream")
+        landed = self.objects_under(cloud, f"{landing.spec_root(spec.name)}/{key}/")
+        result = platform.run(spec, ["raw", "labels"], key, raise_on_error=False)
+        assert result.success, scenarios.failure_messages(result)
+        raw = platform.latest_metadata(spec, "raw", key)
+        assert raw["files_ingested"] == {key: ["events-good.parquet"]}
+        reasons = {uri.rsplit("/", 1)[1]: reason for uri, reason in landing.quarantined(spec.name, key).items()}
+        assert sorted(reasons) == ["events-bad.csv", "notes.txt"]
+        assert "missing column" in reasons["events-bad.csv"] or "column" in reasons["events-bad.csv"]
+        assert reasons["notes.txt"] == "file name must start with 'events-' or 'labels-'"
+        check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "files_valid")
+        assert not check.passed
+        # Nothing lost: every landed object is still in the landing zone or, byte for byte, in quarantine.
+        quarantine = self.objects_under(cloud, f"{landing.quarantine_folder(spec.name)}/{key}/")
+        kept = {k.rsplit("/", 1)[1]: v for k, v in quarantine.items() if not k.endswith(REASON_SUFFIX)}
+        here = {
+            k.rsplit("/", 1)[1]: v
+            for k, v in self.objects_under(cloud, f"{landing.spec_root(spec.name)}/{key}/").items()
+        }
+        assert {**kept, **here} == {k.rsplit("/", 1)[1]: v for k, v in landed.items()}
+        # Ingesting the day again gives the same rows and moves nothing more.
+        again = platform.run(spec, ["raw", "labels"], key)
+        assert again.success
+        assert platform.latest_metadata(spec, "raw", key)["dagster/row_count"] == raw["dagster/row_count"]
+        assert self.objects_under(cloud, f"{landing.quarantine_folder(spec.name)}/{key}/").keys() == quarantine.keys()
+
+    def test_the_landing_sensor_lists_the_bucket_and_a_replaced_object_reruns_its_day(
+        self, platform: Platform, spec
+    ) -> None:
+        from mlops_platform.automation.sensors import landing_tick
+
+        landing = platform.settings.cloud.landing_zone(platform.settings.landing_limits)
+        when = scenarios.START + dt.timedelta(days=scenarios.DAYS + 4)
+        today = when + dt.timedelta(days=1)
+        landing.land(spec.name, when, "events-a.parquet", scenarios.events_file(spec, when, seed=1))
+        first, cursor, _ = landing_tick(spec, landing, None, today, scenarios.LOG)
+        assert [r.partition_key for r in first if r.partition_key] == [when.isoformat()] or first
+        unchanged, cursor, summary = landing_tick(spec, landing, cursor, today, scenarios.LOG)
+        assert unchanged == [], summary  # the same objects, the same ETags: nothing requested again
+        landing.land(spec.name, when, "events-a.parquet", scenarios.events_file(spec, when, seed=2))
+        replaced, cursor, _ = landing_tick(spec, landing, cursor, today, scenarios.LOG)
+        assert [r.partition_key for r in replaced] == [when.isoformat()]
+        assert replaced[0].run_key != (first[-1].run_key if first else None)
+
+
+class CloudSuite(LandingSuite):
     profile: str
     storage: str  # how StorageUnavailable names the store
     outage: tuple[str, str]  # Server methods that take it down and bring it back
 
     def read_object(self, cloud: Cloud, uri: str) -> bytes:
-        raise NotImplementedError
-
-    def objects_under(self, cloud: Cloud, uri: str) -> dict[str, bytes]:
-        """Every object below ``uri`` (a prefix), by key."""
         raise NotImplementedError
 
     def compute_log_instance(self, cloud: Cloud, settings, tmp: Path):
@@ -96,7 +155,10 @@ class CloudSuite:
         assert not result.success
         assert scenarios.retry_events(result) == 3  # TRANSIENT_RETRY's max_retries, then the run fails
         message = scenarios.failure_messages(result)
-        assert f"{self.storage} unavailable" in message and raw_uri in message, message
+        # The first call to fail names its URI: listing the day on the bucket, or the raw table.
+        landing_root = platform.settings.landing_location
+        assert f"{self.storage} unavailable" in message, message
+        assert raw_uri in message or (f"{landing_root}/{spec.name}/" in message and "://" in landing_root), message
         # Nothing half-written became a version: the log is as it was and the table reads as before.
         assert scenarios.table_history(raw_uri, lake.storage_options) == before
         pd.testing.assert_frame_equal(scenarios.read_latest(raw_uri, lake.storage_options), latest)

@@ -18,6 +18,7 @@ import pytest
 
 from mlops_platform.settings import COMPUTE_LOGS_PREFIX, instance_config_for
 from tests.cloud import scenarios
+from tests.cloud.suite import LandingSuite
 
 pytestmark = pytest.mark.slow
 
@@ -108,3 +109,22 @@ def test_a_lasting_gcs_outage_fails_naming_gcs_and_the_uri(gcs, platform, delive
     assert "GCS unavailable" in message and uri in message, message
     # The object is intact once the server is back.
     assert pickle.loads(_read(uri))["passed"]
+
+
+class TestGcsLanding(LandingSuite):
+    """The landing zone on the GCS emulator (MLOPS_LANDING_ROOT=gs://...; the lake stays local here)."""
+
+    def objects_under(self, cloud, uri: str) -> dict[str, bytes]:
+        from google.cloud import storage
+
+        bucket, prefix = _split(uri)
+        client = storage.Client(project="mlops-test")
+        return {b.name: b.download_as_bytes() for b in client.list_blobs(bucket, prefix=prefix)}
+
+    @pytest.fixture
+    def cloud(self, gcs):
+        return gcs
+
+    @pytest.fixture
+    def spec(self, delivery):
+        return delivery

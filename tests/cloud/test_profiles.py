@@ -211,3 +211,58 @@ def test_loading_a_cloud_code_location_imports_no_cloud_sdk(env, tmp_path) -> No
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def test_the_landing_zone_is_on_the_bucket_beside_the_lake() -> None:
+    from mlops_platform.storage.landing_azure import AzureBlobLandingZone
+    from mlops_platform.storage.landing_gcs import GcsLandingZone
+    from mlops_platform.storage.landing_local import LocalLandingZone
+    from mlops_platform.storage.landing_s3 import S3LandingZone
+
+    expected = {
+        "aws": (AWS, S3LandingZone, "s3://my-mlops-data"),
+        "azure": (AZURE, AzureBlobLandingZone, "az://mlops"),
+        "gcp": (GCP, GcsLandingZone, "gs://my-mlops-data"),
+    }
+    for cloud, (environ, cls, bucket) in expected.items():
+        landing = resources_for(Settings.from_env({**environ, "MLOPS_LANDING_MAX_ROWS": "10"}))["landing"]
+        assert type(landing) is cls, cloud
+        assert (landing.landing_root, landing.quarantine_root) == (f"{bucket}/landing", f"{bucket}/quarantine")
+        assert landing.max_rows == 10, cloud
+    # A mounted volume still works on a cloud profile; the quarantine defaults beside the landing zone.
+    mounted = resources_for(Settings.from_env({**AWS, "MLOPS_LANDING_ROOT": "/mnt/drop/landing"}))["landing"]
+    assert type(mounted) is LocalLandingZone and mounted.quarantine_root == "/mnt/drop/quarantine"
+    local = resources_for(Settings.from_env(HOME))["landing"]
+    assert type(local) is LocalLandingZone and local.landing_root.endswith("/landing")
+    assert "landing_queue" not in resources_for(Settings.from_env(AWS))
+
+
+def test_landing_settings_that_do_not_fit_are_refused_naming_the_variable() -> None:
+    queue = "https://sqs.eu-west-1.amazonaws.com/123456789012/landing-events"
+    refused = [
+        ({**AWS, "MLOPS_LANDING_ROOT": "gs://other/landing"}, "MLOPS_LANDING_ROOT='gs://other/landing' is not a URI"),
+        ({**HOME, "MLOPS_LANDING_ROOT": "s3://b/landing"}, "MLOPS_LANDING_ROOT='s3://b/landing': the local profile"),
+        ({**AWS, "MLOPS_QUARANTINE_ROOT": "/srv/quarantine"}, "MLOPS_QUARANTINE_ROOT='/srv/quarantine' must be on"),
+        ({**AWS, "MLOPS_LANDING_ROOT": "/mnt/landing", "MLOPS_LANDING_QUEUE": queue}, "is on local disk"),
+        ({**GCP, "MLOPS_LANDING_QUEUE": queue}, "the gcp profile lists its landing zone"),
+        ({**HOME, "MLOPS_LANDING_QUEUE": queue}, "the local profile lists its landing folder"),
+        ({**AWS, "MLOPS_LANDING_QUEUE": "landing-events"}, "MLOPS_LANDING_QUEUE"),
+    ]
+    for environ, message in refused:
+        with pytest.raises(SettingsError, match=re.escape(message)):
+            Settings.from_env(environ)
+
+
+def test_the_landing_queue_follows_the_profile() -> None:
+    from mlops_platform.storage.landing_queues import SqsLandingQueue, StorageQueueLandingQueue
+
+    aws = resources_for(
+        Settings.from_env({**AWS, "MLOPS_LANDING_QUEUE": "https://sqs.eu-west-1.amazonaws.com/1/landing-events"})
+    )["landing_queue"]
+    assert isinstance(aws, SqsLandingQueue) and aws.endpoint_url is None and aws.region_name == "eu-west-1"
+    moto = resources_for(Settings.from_env({**AWS, "MLOPS_LANDING_QUEUE": "http://127.0.0.1:5000/1/q"}))
+    assert moto["landing_queue"].endpoint_url == "http://127.0.0.1:5000"
+    azure = resources_for(
+        Settings.from_env({**AZURE, "MLOPS_LANDING_QUEUE": "https://mymlopsdata.queue.core.windows.net/landing-events"})
+    )["landing_queue"]
+    assert isinstance(azure, StorageQueueLandingQueue) and azure.connection_string is None
