@@ -60,6 +60,7 @@ SERVING_VARIABLES: tuple[str, ...] = (
     "MLOPS_SAGEMAKER_ROLE_ARN",
     "MLOPS_SAGEMAKER_ROLLBACK_ALARMS",
     "MLOPS_VERTEX_LOCATION",
+    "MLOPS_VERTEX_SERVICE_ACCOUNT",
     "AZURE_SUBSCRIPTION_ID",
     "MLOPS_AZUREML_RESOURCE_GROUP",
     "MLOPS_AZUREML_WORKSPACE",
@@ -158,6 +159,11 @@ class ServingSettings(BaseModel):
         description="CloudWatch alarms that roll a blue/green update back (MLOPS_SAGEMAKER_ROLLBACK_ALARMS).",
     )
     vertex_location: str | None = Field(default=None, description="Vertex AI region (MLOPS_VERTEX_LOCATION).")
+    vertex_service_account: str | None = Field(
+        default=None,
+        description="The identity Vertex AI endpoints run as (MLOPS_VERTEX_SERVICE_ACCOUNT; Terraform output "
+        "vertex_service_account_email); unset: Vertex's default service agent.",
+    )
     azure_subscription_id: str | None = Field(default=None, description="Azure subscription (AZURE_SUBSCRIPTION_ID).")
     azureml_resource_group: str | None = Field(default=None, description="(MLOPS_AZUREML_RESOURCE_GROUP).")
     azureml_workspace: str | None = Field(default=None, description="Azure ML workspace (MLOPS_AZUREML_WORKSPACE).")
@@ -221,6 +227,7 @@ def _serving(env: Mapping[str, str]) -> ServingSettings:
         sagemaker_role_arn=role,
         sagemaker_rollback_alarms=alarms,
         vertex_location=get("MLOPS_VERTEX_LOCATION"),
+        vertex_service_account=_service_account(get("MLOPS_VERTEX_SERVICE_ACCOUNT")),
         azure_subscription_id=subscription,
         azureml_resource_group=get("MLOPS_AZUREML_RESOURCE_GROUP"),
         azureml_workspace=get("MLOPS_AZUREML_WORKSPACE"),
@@ -533,6 +540,16 @@ def _alert_format(value: str | None) -> str:
     if fmt not in FORMATS:
         raise SettingsError(f"{ALERT_FORMAT_VAR}={value!r} is not an alert format; choose one of {', '.join(FORMATS)}")
     return fmt
+
+
+def _service_account(value: str | None) -> str | None:
+    """A Google service account's e-mail (NAME@PROJECT.iam.gserviceaccount.com), or a clear error."""
+    if value is not None and not re.fullmatch(r"[a-z][a-z0-9-]{4,29}@[a-z0-9.-]+\.gserviceaccount\.com", value):
+        raise SettingsError(
+            f"MLOPS_VERTEX_SERVICE_ACCOUNT={value!r} is not a service account e-mail "
+            "(NAME@PROJECT.iam.gserviceaccount.com)"
+        )
+    return value
 
 
 def _root_uri(value: str | None) -> str | None:

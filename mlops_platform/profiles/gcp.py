@@ -92,4 +92,5 @@ class GcpProfile(CloudProfile):
             tracking_uri=settings.tracking_uri,
             name_prefix=serving.name_prefix,
             machine_type=serving.instance_type or "n1-standard-2",
+            service_account=serving.vertex_service_account,
         )

@@ -266,3 +266,13 @@ def test_the_landing_queue_follows_the_profile() -> None:
         Settings.from_env({**AZURE, "MLOPS_LANDING_QUEUE": "https://mymlopsdata.queue.core.windows.net/landing-events"})
     )["landing_queue"]
     assert isinstance(azure, StorageQueueLandingQueue) and azure.connection_string is None
+
+
+def test_vertex_endpoints_run_as_the_service_account_terraform_made() -> None:
+    vertex = {**GCP, "MLOPS_VERTEX_LOCATION": "europe-west4", "MLOPS_SERVING_IMAGE_URI": "europe-docker.pkg.dev/p1/s:1"}
+    account = "mlops-vertex@p1.iam.gserviceaccount.com"
+    deployer = resources_for(Settings.from_env({**vertex, "MLOPS_VERTEX_SERVICE_ACCOUNT": account}))["deployer"]
+    assert deployer.service_account == account
+    assert resources_for(Settings.from_env(vertex))["deployer"].service_account is None
+    with pytest.raises(SettingsError, match="MLOPS_VERTEX_SERVICE_ACCOUNT='mlops-vertex' is not a service account"):
+        Settings.from_env({**vertex, "MLOPS_VERTEX_SERVICE_ACCOUNT": "mlops-vertex"})
