@@ -1,16 +1,22 @@
-"""The metrics sink of each profile: CloudWatch against moto_server (read back with GetMetricData), the
-exact Cloud Monitoring and Azure Monitor requests against a loopback server, local sending nothing, and
-the monitoring assets and the retraining sensor sending through it without ever failing for it."""
+"""The metrics sink of each profile: CloudWatch against moto_server (read back with GetMetricData), Cloud
+Monitoring through google-cloud-monitoring's own client against a loopback gRPC server speaking
+MetricService (the client has no REST transport; no emulator exists), Azure Monitor's exact requests
+against a loopback HTTP server, local sending nothing, and the monitoring assets and the retraining
+sensor sending through it without ever failing for it."""
 
 import datetime as dt
 import json
 import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
+import grpc
 import pytest
+from google.cloud import monitoring_v3
+from google.protobuf import empty_pb2, json_format
 
 from mlops_platform.profiles.metrics import (
     AzureMonitorSink,
@@ -18,6 +24,7 @@ from mlops_platform.profiles.metrics import (
     CloudWatchSink,
     LocalMetricsSink,
     Metric,
+    MetricsSinkError,
     UnconfiguredMetricsSink,
 )
 from mlops_platform.settings import Settings, SettingsError, resources_for
@@ -28,19 +35,22 @@ RESOURCE_ID = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Machine
 
 
 class Recorder:
-    """A loopback HTTP server recording each request (method, path, headers, JSON body); answers ``status``."""
+    """A loopback HTTP server recording each request (method, path, headers, JSON body); answers the next
+    of ``statuses`` while any are left, then ``status``."""
 
     def __init__(self) -> None:
         self.requests: list[dict] = []
         self.status = 200
+        self.statuses: list[int] = []
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 recorder.requests.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
-                answer = b'{"error": "refused"}' if recorder.status >= 300 else b"{}"
-                self.send_response(recorder.status)
+                status = recorder.statuses.pop(0) if recorder.statuses else recorder.status
+                answer = b'{"error": "refused"}' if status >= 300 else b"{}"
+                self.send_response(status)
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)
@@ -64,6 +74,77 @@ def recorder() -> Iterator[Recorder]:
         yield server
     finally:
         server.close()
+
+
+class MonitoringServer:
+    """A loopback gRPC server speaking ``google.monitoring.v3.MetricService/CreateTimeSeries``: records each
+    call (method, metadata, the request as proto3 JSON, i.e. the REST body) and answers the next of
+    ``answers`` while any are left (None: success), then ``status`` (None: success)."""
+
+    METHOD = "/google.monitoring.v3.MetricService/CreateTimeSeries"
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.answers: list[grpc.StatusCode | None] = []
+        self.status: grpc.StatusCode | None = None
+        self.lock = threading.Lock()
+
+        def create(request: monitoring_v3.CreateTimeSeriesRequest, context: grpc.ServicerContext) -> empty_pb2.Empty:
+            with self.lock:
+                self.requests.append(
+                    {
+                        "metadata": dict(context.invocation_metadata()),
+                        "body": json_format.MessageToDict(monitoring_v3.CreateTimeSeriesRequest.pb(request)),
+                    }
+                )
+                code = self.answers.pop(0) if self.answers else self.status
+            if code is not None:
+                context.abort(code, "refused")
+            return empty_pb2.Empty()
+
+        handler = grpc.method_handlers_generic_handler(
+            "google.monitoring.v3.MetricService",
+            {
+                "CreateTimeSeries": grpc.unary_unary_rpc_method_handler(
+                    create,
+                    request_deserializer=monitoring_v3.CreateTimeSeriesRequest.deserialize,
+                    response_serializer=empty_pb2.Empty.SerializeToString,
+                )
+            },
+        )
+        self.methods: list[str] = []
+        methods = self.methods
+
+        class Methods(grpc.ServerInterceptor):
+            def intercept_service(self, continuation, details):
+                methods.append(details.method)
+                return continuation(details)
+
+        self.server = grpc.server(ThreadPoolExecutor(max_workers=4), handlers=[handler], interceptors=[Methods()])
+        port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+        self.url = f"http://127.0.0.1:{port}"
+
+    def sink(self, **fields) -> CloudMonitoringSink:
+        return CloudMonitoringSink(project="p1", endpoint_url=self.url, backoff_seconds=0.01, **fields)
+
+    def close(self) -> None:
+        self.server.stop(grace=None)
+
+
+@pytest.fixture
+def monitoring() -> Iterator[MonitoringServer]:
+    server = MonitoringServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
 
 
 class Log:
@@ -167,12 +248,15 @@ def test_cloudwatch_put_metric_data_reads_back(tmp_path, monkeypatch) -> None:
     assert log.warnings and log.warnings[0].startswith("1 metric(s) not sent to cloudwatch: MetricsSinkError")
 
 
-def test_cloud_monitoring_request_is_a_time_series_create(recorder) -> None:
-    sink = CloudMonitoringSink(project="p1", endpoint_url=recorder.url)
+def test_cloud_monitoring_sends_create_time_series_through_its_client(monitoring) -> None:
+    sink = monitoring.sink()
     assert sink.record(FIGURES) is True
-    (request,) = recorder.requests
-    assert request["path"] == "/v3/projects/p1/timeSeries"
-    assert request["headers"]["Content-Type"] == "application/json"
+    (request,) = monitoring.requests
+    assert monitoring.methods == [MonitoringServer.METHOD]
+    # The client's routing header names the project; an endpoint override sends no credentials.
+    assert request["metadata"]["x-goog-request-params"] == "name=projects/p1"
+    assert "authorization" not in request["metadata"]
+    assert request["body"]["name"] == "projects/p1"
     stamp = AT.isoformat().replace("+00:00", "Z")
     assert request["body"]["timeSeries"][0] == {
         "metric": {
@@ -189,10 +273,66 @@ def test_cloud_monitoring_request_is_a_time_series_create(recorder) -> None:
         "drift_score",
         "performance_estimated",
     ]
-    # 450 series: three requests (the API takes at most 200 per call).
+    # What the client sent is what request() describes (the dry description of the call).
+    assert [{"timeSeries": request["body"]["timeSeries"]}] == sink.request(FIGURES)
+
+
+def test_cloud_monitoring_sends_at_most_200_series_per_call(monitoring) -> None:
+    sink = monitoring.sink()
     many = [Metric("drift_score", float(i), {"model": "m", "column": f"c{i}"}, AT) for i in range(450)]
     sink.put(many)
-    assert [len(r["body"]["timeSeries"]) for r in recorder.requests[1:]] == [200, 200, 50]
+    assert [len(r["body"]["timeSeries"]) for r in monitoring.requests] == [200, 200, 50]
+    assert [{"timeSeries": r["body"]["timeSeries"]} for r in monitoring.requests] == sink.request(many)
+    assert {r["body"]["timeSeries"][0]["metric"]["labels"]["column"] for r in monitoring.requests} == {
+        "c0",
+        "c200",
+        "c400",
+    }
+    # The second call refused: the error says which series never arrived; the third is not sent.
+    monitoring.requests.clear()
+    monitoring.answers = [None, grpc.StatusCode.INVALID_ARGUMENT]
+    with pytest.raises(MetricsSinkError, match=r"series 201-400 of 450; the first 200 were sent"):
+        sink.put(many)
+    assert len(monitoring.requests) == 2
+
+
+def test_cloud_monitoring_retries_a_server_error_then_succeeds(monitoring) -> None:
+    monitoring.answers = [grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE]
+    log = Log()
+    assert monitoring.sink().record(FIGURES, log) is True, log.warnings
+    assert len(monitoring.requests) == 3
+    assert monitoring.requests[0]["body"] == monitoring.requests[2]["body"]
+
+
+def test_cloud_monitoring_failing_for_good_is_an_error_naming_it(monitoring) -> None:
+    monitoring.status = grpc.StatusCode.INTERNAL
+    sink = monitoring.sink(attempts=3)
+    with pytest.raises(MetricsSinkError) as raised:
+        sink.put(FIGURES)
+    assert str(raised.value) == (
+        "Cloud Monitoring CreateTimeSeries on projects/p1 failed with INTERNAL (HTTP 500): refused (after 3 attempts)"
+    )
+    assert len(monitoring.requests) == 3
+    log = Log()
+    assert sink.record(FIGURES, log) is False
+    assert log.warnings == [f"3 metric(s) not sent to cloud-monitoring: MetricsSinkError: {raised.value}"]
+    # A refusal (the request itself is wrong) is not retried.
+    monitoring.requests.clear()
+    monitoring.status = grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(MetricsSinkError, match=r"failed with PERMISSION_DENIED \(HTTP 403\): refused$"):
+        sink.put(FIGURES)
+    assert len(monitoring.requests) == 1
+
+
+def test_cloud_monitoring_down_or_misaddressed_is_a_warning() -> None:
+    sink = CloudMonitoringSink(project="p1", endpoint_url=closed_port_url(), attempts=2, backoff_seconds=0.01)
+    with pytest.raises(MetricsSinkError, match=r"projects/p1 failed with UNAVAILABLE .*\(after 2 attempts\)$"):
+        sink.put(FIGURES)
+    log = Log()
+    assert sink.record(FIGURES, log) is False
+    assert "failed to connect" in log.warnings[0]
+    with pytest.raises(MetricsSinkError, match="speaks gRPC to a host and port"):
+        CloudMonitoringSink(project="p1", endpoint_url="http://127.0.0.1:9/v3").put(FIGURES)
 
 
 def test_azure_monitor_request_is_a_custom_metrics_post(recorder) -> None:
@@ -218,33 +358,50 @@ def test_azure_monitor_request_is_a_custom_metrics_post(recorder) -> None:
     assert performance["data"]["baseData"]["dimNames"] == ["metric", "model"]
 
 
-def test_a_refusing_or_unreachable_service_is_a_warning(recorder) -> None:
+def test_a_refusing_or_unreachable_azure_monitor_is_a_warning(recorder) -> None:
+    sink = AzureMonitorSink(resource_id=RESOURCE_ID, region="westeurope", endpoint_url=recorder.url)
     recorder.status = 400
     log = Log()
-    assert CloudMonitoringSink(project="p1", endpoint_url=recorder.url).record(FIGURES, log) is False
+    assert sink.record(FIGURES, log) is False
     assert log.warnings == [
-        "3 metric(s) not sent to cloud-monitoring: MetricsSinkError: Cloud Monitoring timeSeries.create answered "
-        'HTTP 400: {"error": "refused"}'
+        "3 metric(s) not sent to azure-monitor: MetricsSinkError: Azure Monitor custom metrics answered HTTP 400: "
+        '{"error": "refused"}'
     ]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    assert len(recorder.requests) == 1  # a refusal is not retried
+    # A 503 then success: retried with backoff, nothing lost.
+    recorder.requests.clear()
+    recorder.status, recorder.statuses = 200, [503]
+    sink = sink.model_copy(update={"backoff_seconds": 0.01})
+    assert sink.record(FIGURES) is True
+    assert [r["body"]["data"]["baseData"]["metric"] for r in recorder.requests] == [
+        "drift_score",
+        "drift_score",
+        "performance_estimated",
+    ]
     log = Log()
-    sink = AzureMonitorSink(resource_id=RESOURCE_ID, region="westeurope", endpoint_url=closed, timeout_seconds=2)
+    sink = AzureMonitorSink(
+        resource_id=RESOURCE_ID,
+        region="westeurope",
+        endpoint_url=closed_port_url(),
+        timeout_seconds=2,
+        attempts=2,
+        backoff_seconds=0.01,
+    )
     assert sink.record(FIGURES, log) is False
     assert "Azure Monitor custom metrics unreachable: ConnectError" in log.warnings[0]
+    assert log.warnings[0].endswith("(after 2 attempts)")
     log = Log()
     assert LocalMetricsSink().record([Metric("drift_score", float("nan"))], log) is False
     assert log.warnings == ["metric(s) drift_score not sent to local: not a finite number"]
 
 
-def test_the_retraining_decisions_go_through_the_sink(instance, recorder, churn, monkeypatch) -> None:
+def test_the_retraining_decisions_go_through_the_sink(instance, monitoring, churn, monkeypatch) -> None:
     from mlops_platform.automation import retraining
     from mlops_platform.automation.retraining import build_retraining_sensor
 
     job = dg.define_asset_job("churn_train", selection=dg.AssetSelection.keys(dg.AssetKey(["churn", "model"])))
     sensor = build_retraining_sensor(churn, job, send_metrics=True)
-    sink = CloudMonitoringSink(project="p1", endpoint_url=recorder.url)
+    sink = monitoring.sink()
     drift = dg.AssetKey(["churn", "drift"])
     now = dt.datetime(2026, 11, 1, 6, tzinfo=dt.UTC)
     cursor = None
@@ -267,13 +424,13 @@ def test_the_retraining_decisions_go_through_the_sink(instance, recorder, churn,
         cursor = data.cursor
         decisions.append(len(data.run_requests or []))
     assert decisions == [1, 0]  # requested, then refused by the cooldown
-    labels = [r["body"]["timeSeries"][0]["metric"]["labels"] for r in recorder.requests]
+    labels = [r["body"]["timeSeries"][0]["metric"]["labels"] for r in monitoring.requests]
     assert labels == [
         {"model": "churn", "check": "no_drift", "decision": "requested"},
         {"model": "churn", "check": "no_drift", "decision": "cooldown"},
     ]
     # The sink down: the sensor still decides, the failure is a warning.
-    recorder.status = 503
+    monitoring.status = grpc.StatusCode.UNAVAILABLE
     instance.report_runless_asset_event(
         dg.AssetCheckEvaluation(asset_key=drift, check_name="no_drift", passed=False, metadata={"decision": "error"})
     )
@@ -282,13 +439,13 @@ def test_the_retraining_decisions_go_through_the_sink(instance, recorder, churn,
     assert len(data.run_requests or []) == 1
 
 
-def test_drift_and_performance_figures_go_through_the_sink(tmp_path, churn, recorder) -> None:
+def test_drift_and_performance_figures_go_through_the_sink(tmp_path, churn, monitoring) -> None:
     (tmp_path / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
         platform = Platform(Settings(home=tmp_path / "home"), instance, specs=[churn])
         platform.resources = {
             **platform.resources,
-            "metrics": CloudMonitoringSink(project="p1", endpoint_url=recorder.url),
+            "metrics": monitoring.sink(),
         }
         platform.land(churn, days=16, rows=150)
         dg.materialize(
@@ -305,7 +462,7 @@ def test_drift_and_performance_figures_go_through_the_sink(tmp_path, churn, reco
             (s["metric"]["type"].rsplit("/", 1)[1], s["metric"]["labels"].get("column")): s["points"][0]["value"][
                 "doubleValue"
             ]
-            for r in recorder.requests
+            for r in monitoring.requests
             for s in r["body"]["timeSeries"]
         }
         drift = platform.latest_metadata(churn, "drift", day(0))
@@ -317,7 +474,7 @@ def test_drift_and_performance_figures_go_through_the_sink(tmp_path, churn, reco
         assert sent[("performance_estimated", None)] == pytest.approx(performance["estimated_roc_auc"])
 
         # The service refusing: the monitoring step still succeeds, with a warning in its log.
-        recorder.status = 500
+        monitoring.status = grpc.StatusCode.INTERNAL
         result = platform.run(churn, ["drift"], partition_key=day(0))
         assert result.success
         warnings = [
@@ -325,4 +482,4 @@ def test_drift_and_performance_figures_go_through_the_sink(tmp_path, churn, reco
             for e in instance.all_logs(result.run_id)
             if e.level == 30 and "not sent to cloud-monitoring" in (e.message or "")
         ]
-        assert warnings and "answered HTTP 500" in warnings[0]
+        assert warnings and "failed with INTERNAL (HTTP 500): refused (after 4 attempts)" in warnings[0]
