@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mlops_platform.automation.sensors import CROWDED_DAY
 from mlops_platform.storage import landing_local as landing_module
 from mlops_platform.storage.landing import REASON_SUFFIX, LandedFile
 from tests.conftest import day
@@ -186,3 +187,23 @@ def test_quarantining_a_file_that_is_gone_leaves_no_reason_behind(platform, chur
     with pytest.raises(FileNotFoundError):
         landing.quarantine(LandedFile(gone.name, str(gone), "0:0:0", 0, 0), "churn", day(0), "bad")
     assert landing.quarantined("churn", day(0)) == {}
+
+
+def test_a_crowded_day_is_remembered_by_a_digest_and_still_notices_a_replaced_file(platform, churn) -> None:
+    """Dagster stores the cursor with every tick: a day of hundreds of files is one digest in it, not
+    hundreds of stamps, and a file replaced there re-runs the day all the same."""
+    folder = platform.settings.landing_root / "churn" / day(1)
+    folder.mkdir(parents=True)
+    for index in range(CROWDED_DAY + 36):
+        (folder / f"events-{index}.csv").write_text("x\n")
+    first, cursor = _tick(platform, churn, None)
+    assert [r.partition_key for r in first.run_requests] == [day(1)]
+    stored = json.loads(cursor)["days"][day(1)]
+    assert isinstance(stored, str) and stored.endswith(f":{CROWDED_DAY + 36}") and len(cursor) < 1000
+    unchanged, cursor = _tick(platform, churn, cursor)
+    assert not unchanged.run_requests
+    replaced = folder / "events-7.csv"
+    replaced.write_text("x\ny\n")
+    os.utime(replaced, ns=(replaced.stat().st_mtime_ns + 10**9,) * 2)
+    again, cursor = _tick(platform, churn, cursor)
+    assert [r.partition_key for r in again.run_requests] == [day(1)]

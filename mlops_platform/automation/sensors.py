@@ -13,6 +13,8 @@ from mlops_platform.specs.base import ModelSpec
 from mlops_platform.storage.landing import LandingZone, RootEntry, parse_day, sanitize
 
 CURSOR_VERSION = 2
+# Days with more files than this are remembered by one digest of their stamps rather than file by file.
+CROWDED_DAY = 64
 NOT_IN_A_DAY = "files must sit in a YYYY-MM-DD folder"
 
 
@@ -28,7 +30,7 @@ class LandingCursor:
     """
 
     watermark: dt.date | None = None
-    days: dict[str, dict[str, str | int]] = field(default_factory=dict)
+    days: dict[str, dict[str, str | int] | str] = field(default_factory=dict)
     settled: list[tuple[dt.date, dt.date]] = field(default_factory=list)
 
     @classmethod
@@ -39,7 +41,9 @@ class LandingCursor:
         if data.get("v") != CURSOR_VERSION:
             # The first format: {folder: {name: mtime_ns}} for every folder ever landed. Its mtimes still
             # count as seen (compared by mtime alone), so upgrading re-runs nothing.
-            days = {k: v for k, v in data.items() if isinstance(v, dict) and _as_day(k) is not None}
+            days: dict[str, dict[str, str | int] | str] = {
+                k: v for k, v in data.items() if isinstance(v, dict) and _as_day(k) is not None
+            }
             watermark = max((d for d in map(_as_day, days) if d is not None), default=None)
             return cls(watermark, days, [])
         return cls(
@@ -76,6 +80,13 @@ class LandingCursor:
 
 def _as_day(name: str) -> dt.date | None:
     return parse_day(name)
+
+
+def _digest(files: dict[str, str]) -> str:
+    """A crowded day's {name: stamp} in the cursor as one digest: the cursor stays small (Dagster stores
+    it with every tick) and any new, replaced or removed file still changes it."""
+    text = json.dumps(files, sort_keys=True).encode()
+    return f"sha256:{hashlib.sha256(text).hexdigest()}:{len(files)}"
 
 
 def _unchanged(stored: str | int | None, stamp: str) -> bool:
@@ -158,7 +169,7 @@ def landing_tick(
     state = LandingCursor.load(raw_cursor)
     window_start = state.watermark - dt.timedelta(days=landing.sensor_lookback_days) if state.watermark else None
     changed: dict[dt.date, dict[str, str]] = {}
-    days: dict[str, dict[str, str | int]] = {}
+    days: dict[str, dict[str, str | int] | str] = {}
     scanned_old: list[dt.date] = []
     waiting = 0
     settled_from = max(window_start, spec.start_date) if window_start else None
@@ -166,31 +177,38 @@ def landing_tick(
     def settled(day: dt.date) -> bool:  # handed to a run and past the lookback: not listed again
         return settled_from is not None and spec.start_date <= day < settled_from and state.is_settled(day)
 
+    to_list = []
     for entry in landing.root_entries(spec.name, skip_day=settled):
         day = entry.day
         why = misplaced_reason(entry, spec, today, landing)
         if why is not None or day is None:
             quarantine_misplaced(landing, spec, entry, why or "", log)
-            continue
-        if day >= today:
+        elif day >= today:
             # The day's partition does not exist until the day is over (UTC); a producer whose clock
             # runs ahead lands early. These files stay out of the cursor and are requested after midnight.
             waiting += 1
-            continue
-        folder = entry.name
+        else:
+            to_list.append(entry)
+    listed = landing.entries_stamps(spec.name, to_list)
+    for entry in to_list:
+        day, folder = entry.day, entry.name
+        assert day is not None
         old = window_start is not None and day < window_start
-        files = landing.entry_stamps(entry)
+        files = listed.get(folder, {})
         if entry.is_link and not files:
             continue  # the link vanished meanwhile
         seen = state.days.get(folder, {})
-        new = {name: stamp for name, stamp in files.items() if not _unchanged(seen.get(name), stamp)}
+        if isinstance(seen, str):  # a crowded day, remembered by its digest
+            new = dict(files) if seen != _digest(files) else {}
+        else:
+            new = {name: stamp for name, stamp in files.items() if not _unchanged(seen.get(name), stamp)}
         if new:
             changed[day] = new
         if old:
             if files:
                 scanned_old.append(day)
         else:
-            days[folder] = dict(files)
+            days[folder] = dict(files) if len(files) <= CROWDED_DAY else _digest(files)
     requests = day_requests(changed)
     watermark = max([d for d in [state.watermark, *changed] if d is not None], default=None)
     if watermark is not None:

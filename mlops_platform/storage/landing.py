@@ -212,6 +212,11 @@ class LandingZone(dg.ConfigurableResource, abc.ABC):
     def entry_stamps(self, entry: RootEntry) -> dict[str, str]:
         """{name: stamp} of a day entry of ``root_entries`` (a link day: the link's own stamp)."""
 
+    def entries_stamps(self, spec_name: str, entries: list[RootEntry]) -> dict[str, dict[str, str]]:
+        """``entry_stamps`` of several day entries of the spec, by entry name. An object store answers
+        many days with one paginated listing instead of one listing per day."""
+        return {entry.name: self.entry_stamps(entry) for entry in entries}
+
     @abc.abstractmethod
     def misplaced(self, spec_name: str, entry: RootEntry) -> list[tuple[str, LandedFile]]:
         """Every file to quarantine under an entry that is not a day, with the quarantine folder it

@@ -95,6 +95,11 @@ class GcsLandingZone(ObjectLandingZone):
         objects = [self._info(blob) for blob in pages]  # consuming the iterator fills its prefixes
         return objects, sorted(pages.prefixes) if delimiter else []
 
+    def _list_after(self, bucket: str, prefix: str, start_after: str) -> list[ObjectInfo]:
+        # startOffset is inclusive; the emulator may ignore it: the filter keeps the contract either way.
+        blobs = self.client().list_blobs(bucket, prefix=prefix, start_offset=start_after, **self._calls())
+        return [self._info(blob) for blob in blobs if blob.name > start_after]
+
     def _head(self, bucket: str, key: str) -> ObjectInfo | None:
         blob = self.client().bucket(bucket).get_blob(key, **self._calls())
         return None if blob is None else self._info(blob)

@@ -48,6 +48,7 @@ from mlops_platform.storage.landing import (
     sanitize,
 )
 
+BULK_FROM = 3  # more day folders than this to list: one listing of the spec's folder instead of one per day
 SOURCE_KEY = "mlops-source"  # metadata of a quarantined copy: where it came from
 SOURCE_STAMP = "mlops-source-stamp"  # ... and the stamp it had
 
@@ -173,6 +174,31 @@ class ObjectLandingZone(LandingZone, abc.ABC):
     def entry_stamps(self, entry: RootEntry) -> dict[str, str]:
         _, bucket, prefix = split_uri(entry.location)
         return {f.name: f.stamp for f in self._folder_files(bucket, prefix + "/")}
+
+    def entries_stamps(self, spec_name: str, entries: list[RootEntry]) -> dict[str, dict[str, str]]:
+        """A few days: one listing each. More: one paginated listing of the spec's folder from the first of
+        them on (``_list_after``), grouped by day, so a dense window or a first tick over a year costs the
+        pages of its objects, not a request per day."""
+        if len(entries) <= BULK_FROM:
+            return super().entries_stamps(spec_name, entries)
+        bucket, prefix = self._root(self.landing_root, spec_name)
+        wanted = {entry.name for entry in entries}
+        with self._call(bucket, prefix + "/", "listing"):
+            objects = self._list_after(bucket, prefix + "/", f"{prefix}/{min(wanted)}")
+        found: dict[str, list[LandedFile]] = {name: [] for name in wanted}
+        for info in objects:
+            folder, _, relative = info.key[len(prefix) + 1 :].partition("/")
+            if folder not in wanted or not relative or any(is_in_progress(part) for part in relative.split("/")):
+                continue
+            refused = NESTED_REASON if "/" in relative else CONTROL_NAME_REASON if has_control_chars(relative) else None
+            found[folder].append(self._file(bucket, info, relative, refused))
+        return {name: {f.name: f.stamp for f in files} for name, files in found.items()}
+
+    def _list_after(self, bucket: str, prefix: str, start_after: str) -> list[ObjectInfo]:
+        """Every object under ``prefix`` whose key sorts after ``start_after``. Stores that can start a
+        listing at a key (S3's StartAfter, GCS's startOffset) override this to skip what sorts before."""
+        objects, _ = self._list(bucket, prefix, None)
+        return [info for info in objects if info.key > start_after]
 
     def misplaced(self, spec_name: str, entry: RootEntry) -> list[tuple[str, LandedFile]]:
         bucket, root = self._root(self.landing_root, spec_name)

@@ -24,6 +24,29 @@ def _status(exc: Any) -> int | None:
     return getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
 
 
+def _timestamp(value: str) -> Any:
+    """botocore's timestamp parser, with the ISO 8601 of S3 listings parsed by the standard library first
+    (0.003 s instead of 0.56 s for the LastModified values of 10,000 objects)."""
+    import datetime as dt
+
+    from botocore.utils import parse_timestamp
+
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return parse_timestamp(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
+
+
+def _session() -> Any:
+    import boto3
+    import botocore.session
+
+    session = botocore.session.get_session()
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
+    return boto3.Session(botocore_session=session)
+
+
 class S3LandingZone(ObjectLandingZone):
     """``landing_root`` / ``quarantine_root``: ``s3://bucket/prefix``."""
 
@@ -34,7 +57,6 @@ class S3LandingZone(ObjectLandingZone):
 
     def client(self) -> Any:
         if self._client is None:
-            import boto3
             from botocore.config import Config
 
             # boto3's standard retry mode retries throttling and 5xx itself a few times; an outage that
@@ -45,7 +67,7 @@ class S3LandingZone(ObjectLandingZone):
                 connect_timeout=min(seconds, 10),
                 read_timeout=seconds,
             )
-            self._client = boto3.client(
+            self._client = _session().client(
                 "s3", region_name=self.region_name, endpoint_url=self.endpoint_url, config=config
             )
         return self._client
@@ -62,6 +84,17 @@ class S3LandingZone(ObjectLandingZone):
             objects += [self._info(o["Key"], o["Size"], o["ETag"], o["LastModified"]) for o in page.get("Contents", [])]
             prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
         return objects, prefixes
+
+    def _list_after(self, bucket: str, prefix: str, start_after: str) -> list[ObjectInfo]:
+        objects = []
+        pages = (
+            self.client()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=bucket, Prefix=prefix, StartAfter=start_after)
+        )
+        for page in pages:
+            objects += [self._info(o["Key"], o["Size"], o["ETag"], o["LastModified"]) for o in page.get("Contents", [])]
+        return objects
 
     def _head(self, bucket: str, key: str) -> ObjectInfo | None:
         from botocore.exceptions import ClientError

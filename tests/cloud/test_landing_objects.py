@@ -35,7 +35,7 @@ from mlops_platform.storage.landing import (
 )
 from mlops_platform.storage.landing_azure import AzureBlobLandingZone
 from mlops_platform.storage.landing_gcs import GcsLandingZone
-from mlops_platform.storage.landing_objects import SOURCE_KEY, ObjectLandingZone, QuarantineError, split_uri
+from mlops_platform.storage.landing_objects import BULK_FROM, SOURCE_KEY, ObjectLandingZone, QuarantineError, split_uri
 from mlops_platform.storage.landing_s3 import S3LandingZone
 from tests.cloud.conftest import AZURE_ACCOUNT, BUCKET, Cloud
 
@@ -225,6 +225,23 @@ def test_entry_stamps_match_the_listing_and_a_replaced_object_gets_a_new_stamp(z
     assert again["events-1.csv"] != stamps["events-1.csv"]
     assert again["labels-1.csv"] == stamps["labels-1.csv"]
     assert one(zone, "events-1.csv").size == 6
+
+
+def test_many_days_are_listed_at_once_with_the_same_stamps_as_day_by_day(zone: ObjectLandingZone) -> None:
+    """More days than BULK_FROM to list: one listing of the model's folder, the same answer as one per day
+    (in-progress and nested entries treated alike, days not asked for left out)."""
+    days = [DAY + dt.timedelta(days=offset) for offset in range(6)]
+    for day in days:
+        zone.land(SPEC, day, "events-1.csv", f"a\n{day}\n".encode())
+    put(zone, f"{SPEC}/{days[2].isoformat()}/_uploading.csv", b"partial")
+    put(zone, f"{SPEC}/{days[3].isoformat()}/sub/events-2.csv", b"nested")
+    put(zone, f"{SPEC}/notes.txt", b"beside the days")
+    entries = [e for e in zone.root_entries(SPEC) if e.day is not None and e.day != days[0]]
+    assert len(entries) > BULK_FROM
+    together = zone.entries_stamps(SPEC, entries)
+    assert together == {entry.name: zone.entry_stamps(entry) for entry in entries}
+    assert set(together[days[3].isoformat()]) == {"events-1.csv", "sub/events-2.csv"}
+    assert days[0].isoformat() not in together
 
 
 def test_files_outside_a_day_folder_are_misplaced_with_their_folder(zone: ObjectLandingZone) -> None:
