@@ -21,6 +21,7 @@ the queue's dead-letter policy. The daily sweep schedule still catches what no n
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,17 +36,18 @@ from mlops_platform.storage.landing_objects import split_uri
 from mlops_platform.storage.landing_queues import LandingQueue, MalformedMessage
 
 QUEUE_SENSOR = "mlops_landing_queue"
+SEEN_LIMIT = 2000  # files remembered per model (about 30 KB of cursor)
 Files = dict[str, dict[str, str]]  # day -> name -> stamp
 
 
 @dataclass
 class QueueCursor:
-    """``pending``: messages received by the last tick, deleted by the next. ``seen``: per model, the
-    stamps handed to a run within the lookback of its newest day. ``waiting``: per model, files of
-    days not over yet (bounded by the landing zone's ``max_future_days``)."""
+    """``pending``: messages received by the last tick, deleted by the next. ``seen``: per model and day,
+    a mark of each file and stamp handed to a run within the lookback of its newest day (bounded).
+    ``waiting``: per model, files of days not over yet (bounded by the landing zone's ``max_future_days``)."""
 
     pending: list[list[str]] = field(default_factory=list)
-    seen: dict[str, Files] = field(default_factory=dict)
+    seen: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     waiting: dict[str, Files] = field(default_factory=dict)
 
     @classmethod
@@ -135,21 +137,41 @@ def queue_tick(
         new = {
             day: fresh
             for day, files in days.items()
-            if (fresh := {n: s for n, s in files.items() if seen.get(day.isoformat(), {}).get(n) != s})
+            if (fresh := {n: s for n, s in files.items() if _mark(n, s) not in seen.get(day.isoformat(), [])})
         }
         requests += day_requests(new, job_name=jobs[spec_name])
         for day, files in new.items():
-            seen.setdefault(day.isoformat(), {}).update(files)
-        newest = max(dt.date.fromisoformat(d) for d in seen) if seen else None
-        if newest is not None:
-            start = newest - dt.timedelta(days=landing.sensor_lookback_days)
-            state.seen[spec_name] = {d: f for d, f in seen.items() if dt.date.fromisoformat(d) >= start}
+            seen.setdefault(day.isoformat(), []).extend(_mark(n, s) for n, s in files.items())
+        state.seen[spec_name] = _bounded(seen, landing.sensor_lookback_days)
     waiting = sum(len(early) for early in state.waiting.values())
     summary = (
         f"{len(messages)} message(s), {len(requests)} run request(s), {waiting} day(s) waiting, "
         f"{ignored} object(s) outside the models' folders"
     )
     return requests, state.dump(), summary
+
+
+def _mark(name: str, stamp: str) -> str:
+    """What the cursor remembers of a file handed to a run: 12 hex digits of its name and stamp."""
+    return hashlib.sha256(f"{name}\0{stamp}".encode()).hexdigest()[:12]
+
+
+def _bounded(seen: dict[str, list[str]], lookback_days: int) -> dict[str, list[str]]:
+    """The marks of the days within the lookback of the newest, at most SEEN_LIMIT of them (the newest
+    days and, within a day, the latest files kept). Dagster stores the cursor with every tick, so it
+    must not grow with the files landed: a duplicate notification of a file forgotten here only
+    re-ingests its day, which is idempotent."""
+    if not seen:
+        return seen
+    start = max(dt.date.fromisoformat(d) for d in seen) - dt.timedelta(days=lookback_days)
+    kept: dict[str, list[str]] = {}
+    room = SEEN_LIMIT
+    for day in sorted((d for d in seen if dt.date.fromisoformat(d) >= start), reverse=True):
+        if room <= 0:
+            break
+        kept[day] = seen[day][-room:]
+        room -= len(kept[day])
+    return kept
 
 
 def _entry(place: _Place) -> RootEntry:

@@ -143,6 +143,9 @@ def test_a_crash_before_the_cursor_is_recorded_loses_no_file(aws) -> None:
     retried = _wait_for(lambda: (r := _tick(aws, None, queue=quick)) and r[0] and r, "the message to come back")
     assert [r.run_key for r in retried[0]] == [r.run_key for r in crashed[0]]
     assert retried[0][0].partition_key == day.isoformat()
+    # This time the cursor is recorded: the next tick deletes the message for good.
+    _tick(aws, retried[1], queue=quick)
+    assert _counts(aws["queue"]) == (0, 0)
 
 
 def test_a_replaced_object_rereads_its_day_and_a_duplicate_notification_does_not(aws) -> None:
@@ -287,3 +290,17 @@ def test_event_grid_messages_in_a_storage_queue_request_the_day(storage_queue, d
     again, cursor, _ = queue_tick(specs, jobs, landing, storage_queue, cursor, TODAY, LOG)
     assert again == []
     assert storage_queue.client().get_queue_properties().approximate_message_count == 0
+
+
+def test_the_cursor_stays_bounded_however_many_files_land() -> None:
+    """Dagster stores the cursor with every tick: the files it remembers are capped, newest days first."""
+    from mlops_platform.automation.landing_queue import SEEN_LIMIT, _bounded, _mark
+
+    seen = {
+        (TODAY - dt.timedelta(days=offset)).isoformat(): [_mark(f"events-{i}.parquet", "etag:x") for i in range(900)]
+        for offset in range(10)
+    }
+    kept = _bounded(seen, lookback_days=7)
+    assert sum(len(marks) for marks in kept.values()) == SEEN_LIMIT
+    assert TODAY.isoformat() in kept and (TODAY - dt.timedelta(days=9)).isoformat() not in kept
+    assert len(json.dumps(kept)) < 40_000
