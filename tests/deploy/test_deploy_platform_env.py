@@ -33,6 +33,7 @@ REALISTIC = {
         "MLOPS_MLFLOW_ARTIFACT_ROOT": "s3://mlops-prod-data/mlflow",
         "LANDING_QUEUE_URL": f"https://sqs.eu-west-1.amazonaws.com/{ACCOUNT}/mlops-prod-landing-events",
         "SAGEMAKER_EXECUTION_ROLE": f"arn:aws:iam::{ACCOUNT}:role/mlops-prod-sagemaker",
+        "SERVING_IMAGE_REPOSITORY": f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/mlops-prod/serving",
     },
     "gcp": {
         "CLOUD_REGION": "europe-west4",
@@ -40,6 +41,7 @@ REALISTIC = {
         "MLOPS_STORAGE_ROOT": "gs://mlops-prod-data/lake",
         "MLOPS_MLFLOW_ARTIFACT_ROOT": "gs://mlops-prod-data/mlflow",
         "VERTEX_SERVICE_ACCOUNT": "mlops-prod-vertex@acme-ml.iam.gserviceaccount.com",
+        "SERVING_IMAGE_REPOSITORY": "europe-west4-docker.pkg.dev/acme-ml/mlops-prod/serving",
     },
     "azure": {
         "CLOUD_REGION": "westeurope",
@@ -49,15 +51,30 @@ REALISTIC = {
         "LANDING_QUEUE_URL": "https://mlopsproddata.queue.core.windows.net/landing-events",
         "AZUREML_ENDPOINT_IDENTITY": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-mlops-prod/providers/"
         "Microsoft.ManagedIdentity/userAssignedIdentities/id-mlops-prod-azureml-endpoint",
+        "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
+        "SERVING_IMAGE_REPOSITORY": "mlopsprodab12c.azurecr.io/serving",
+        "AZURE_MONITOR_RESOURCE_ID": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-mlops-prod/providers/"
+        "Microsoft.ContainerService/managedClusters/aks-mlops-prod",
     },
 }
-# Deployer settings each ConfigMap fills from a Terraform output.
+# Deployer settings each ConfigMap fills from a Terraform output (the serving image also from --image-tag).
+SERVING_IMAGE = {"MLOPS_SERVING_IMAGE_URI": "${SERVING_IMAGE_REPOSITORY}:${IMAGE_TAG}"}
 DEPLOYER_SETTINGS = {
-    "aws": {"MLOPS_SAGEMAKER_ROLE_ARN": "${SAGEMAKER_EXECUTION_ROLE}", "MLOPS_SERVING_NAME_PREFIX": "${CLUSTER_NAME}"},
-    "gcp": {"MLOPS_VERTEX_LOCATION": "${CLOUD_REGION}", "MLOPS_VERTEX_SERVICE_ACCOUNT": "${VERTEX_SERVICE_ACCOUNT}"},
+    "aws": {
+        "MLOPS_SAGEMAKER_ROLE_ARN": "${SAGEMAKER_EXECUTION_ROLE}",
+        "MLOPS_SERVING_NAME_PREFIX": "${CLUSTER_NAME}",
+        **SERVING_IMAGE,
+    },
+    "gcp": {
+        "MLOPS_VERTEX_LOCATION": "${CLOUD_REGION}",
+        "MLOPS_VERTEX_SERVICE_ACCOUNT": "${VERTEX_SERVICE_ACCOUNT}",
+        **SERVING_IMAGE,
+    },
     "azure": {
         "MLOPS_AZUREML_ENDPOINT_IDENTITY": "${AZUREML_ENDPOINT_IDENTITY}",
         "MLOPS_AZUREML_LOCATION": "${CLOUD_REGION}",
+        "AZURE_SUBSCRIPTION_ID": "${AZURE_SUBSCRIPTION_ID}",
+        **SERVING_IMAGE,
     },
 }
 
@@ -135,8 +152,8 @@ def test_each_configmap_sets_the_deployer_settings_terraform_knows(terraform, cl
 @pytest.mark.parametrize("cloud", CLOUDS)
 def test_the_rendered_configmap_configures_the_profile(terraform, render, tmp_path: Path, cloud: str) -> None:
     """What the pods get (ConfigMap + Secret) is accepted by the resolver; the deployer then lacks only what
-    no Terraform output carries, and the metrics sink and notifier are configured."""
-    from mlops_platform.profiles.metrics import CloudMonitoringSink, CloudWatchSink, UnconfiguredMetricsSink
+    no Terraform output carries (the Azure ML workspace), and the metrics sink and notifier are configured."""
+    from mlops_platform.profiles.metrics import AzureMonitorSink, CloudMonitoringSink, CloudWatchSink
 
     env = _rendered_env(terraform, render, cloud) | {"MLOPS_HOME": str(tmp_path)}
     env[ALERT_WEBHOOK_VAR] = "https://hooks.example.invalid/services/T000/B000/XXXX"  # from the Secret
@@ -145,27 +162,26 @@ def test_the_rendered_configmap_configures_the_profile(terraform, render, tmp_pa
     assert settings.alert_webhook_set and settings.alert_format == "json"
     deployer = settings.cloud.deployer()
     sink = settings.cloud.metrics_sink()
-    image = {"MLOPS_SERVING_IMAGE_URI": "registry.example/serving:1.0.0"}
+    # The serving image is the Terraform repository at the tag render.py was given.
+    image = f"{REALISTIC[cloud]['SERVING_IMAGE_REPOSITORY']}:1.0.0"
     if cloud == "aws":
-        assert deployer.missing == ["MLOPS_SERVING_IMAGE_URI"]
         assert sink == CloudWatchSink(region="eu-west-1")
-        configured = Settings.from_env(env | image).cloud.deployer()
-        assert configured.role_arn == REALISTIC["aws"]["SAGEMAKER_EXECUTION_ROLE"]
-        assert configured.name_prefix == "mlops-prod"
+        assert deployer.image_uri == image
+        assert deployer.role_arn == REALISTIC["aws"]["SAGEMAKER_EXECUTION_ROLE"]
+        assert deployer.name_prefix == "mlops-prod"
     elif cloud == "gcp":
-        assert deployer.missing == ["MLOPS_SERVING_IMAGE_URI"]
         assert sink == CloudMonitoringSink(project="acme-ml")
-        configured = Settings.from_env(env | image).cloud.deployer()
-        assert (configured.location, configured.service_account) == (
+        assert (deployer.image_uri, deployer.location, deployer.service_account) == (
+            image,
             "europe-west4",
             REALISTIC["gcp"]["VERTEX_SERVICE_ACCOUNT"],
         )
     else:
         # The Azure ML workspace is not a Terraform resource: the README says what to set.
-        assert deployer.missing == [
-            "AZURE_SUBSCRIPTION_ID",
-            "MLOPS_AZUREML_RESOURCE_GROUP",
-            "MLOPS_AZUREML_WORKSPACE",
-            "MLOPS_SERVING_IMAGE_URI",
-        ]
-        assert sink == UnconfiguredMetricsSink(missing=["MLOPS_AZURE_MONITOR_RESOURCE_ID"])
+        assert deployer.missing == ["MLOPS_AZUREML_RESOURCE_GROUP", "MLOPS_AZUREML_WORKSPACE"]
+        workspace = {"MLOPS_AZUREML_RESOURCE_GROUP": "rg-ml", "MLOPS_AZUREML_WORKSPACE": "mlw-prod"}
+        configured = Settings.from_env(env | workspace).cloud.deployer()
+        assert (configured.subscription_id, configured.image_uri) == (SUBSCRIPTION, image)
+        # Metrics on the AKS cluster in the stack's region, where the dagster identity may publish them.
+        resource = REALISTIC["azure"]["AZURE_MONITOR_RESOURCE_ID"]
+        assert sink == AzureMonitorSink(resource_id=resource, region="westeurope")

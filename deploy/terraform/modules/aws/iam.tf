@@ -1,9 +1,11 @@
 # Workload identities (IRSA): each Kubernetes service account assumes exactly one role through the
 # cluster's OIDC provider. No access keys exist anywhere. Permissions are scoped to this stack's
-# bucket prefixes, key, repositories and name-prefixed SageMaker resources.
+# bucket prefixes, key, repositories, name-prefixed SageMaker resources and the platform's CloudWatch namespace.
 
 locals {
   sagemaker_prefix = local.prefix
+  # NAMESPACE in mlops_platform/profiles/metrics.py: the CloudWatch namespace the platform writes to.
+  metrics_namespace = "mlops-platform"
 
   irsa_subjects = {
     dagster            = "system:serviceaccount:${var.k8s_namespace}:${var.dagster_service_account}"
@@ -34,7 +36,7 @@ data "aws_iam_policy_document" "irsa_assume" {
   }
 }
 
-# --- Dagster: lake, artifacts, compute logs, landing zone and its queue, SageMaker deployments --
+# --- Dagster: lake, artifacts, compute logs, landing zone and its queue, SageMaker, metrics ---
 
 resource "aws_iam_role" "dagster" {
   name               = "${local.prefix}-dagster"
@@ -134,6 +136,20 @@ data "aws_iam_policy_document" "dagster" {
       "arn:${local.partition}:sagemaker:${local.region}:${local.account_id}:endpoint-config/${local.sagemaker_prefix}-*",
       "arn:${local.partition}:sagemaker:${local.region}:${local.account_id}:endpoint/${local.sagemaker_prefix}-*",
     ]
+  }
+
+  # Drift, performance and retrain figures (mlops_platform/profiles/metrics.py, CloudWatchSink).
+  # PutMetricData has no resource type (IAM accepts only "*" for it); the namespace condition is
+  # the only narrowing IAM offers, and confines the role to the platform's own namespace.
+  statement {
+    sid       = "PutPlatformMetrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = [local.metrics_namespace]
+    }
   }
 
   statement {

@@ -137,6 +137,7 @@ output "helm_env" {
     DAGSTER_WORKLOAD_IDENTITY  = aws_iam_role.dagster.arn
     MLFLOW_WORKLOAD_IDENTITY   = aws_iam_role.mlflow.arn
     USER_CODE_IMAGE_REPOSITORY = aws_ecr_repository.this["user-code"].repository_url
+    SERVING_IMAGE_REPOSITORY   = aws_ecr_repository.this["serving"].repository_url
     DB_HOST                    = aws_db_instance.this.address
     DB_USERNAME                = aws_db_instance.this.username
     MLFLOW_DB_USERNAME         = local.mlflow_db_username

@@ -77,6 +77,18 @@ resource "azurerm_role_assignment" "mlflow_blob" {
   condition            = local.mlflow_prefix_condition
 }
 
+# Drift, performance and retrain figures go to Azure Monitor as custom metrics (namespace
+# mlops-platform, mlops_platform/profiles/metrics.py) on one Azure resource in the stack's region:
+# the AKS cluster that runs the code server, runs and steps producing them (the module creates no
+# Azure ML workspace; a resource group cannot hold custom metrics). The grant is on that cluster
+# only, not on the resource group: publishing there would let Dagster add series to every
+# resource of the stack (Key Vault, Postgres, storage) and confuse their metric alerts.
+resource "azurerm_role_assignment" "dagster_metrics" {
+  scope                = azurerm_kubernetes_cluster.this.id
+  role_definition_name = "Monitoring Metrics Publisher"
+  principal_id         = azurerm_user_assigned_identity.workload["dagster"].principal_id
+}
+
 # --- Azure ML managed online endpoints ---------------------------------------------------------
 
 resource "azurerm_user_assigned_identity" "azureml_endpoint" {

@@ -73,6 +73,11 @@ output "azureml_endpoint_identity_id" {
   value       = azurerm_user_assigned_identity.azureml_endpoint.id
 }
 
+output "azure_monitor_resource_id" {
+  description = "MLOPS_AZURE_MONITOR_RESOURCE_ID: the resource (the AKS cluster) the platform's custom metrics are published on."
+  value       = azurerm_kubernetes_cluster.this.id
+}
+
 output "node_pools" {
   description = "Node label key/values and the spot taints that the Helm values select and tolerate."
   value = {
@@ -89,9 +94,11 @@ output "helm_env" {
   value = {
     CLOUD_REGION               = azurerm_resource_group.this.location
     AZURE_TENANT_ID            = data.azurerm_client_config.current.tenant_id
+    AZURE_SUBSCRIPTION_ID      = data.azurerm_client_config.current.subscription_id
     DAGSTER_WORKLOAD_IDENTITY  = azurerm_user_assigned_identity.workload["dagster"].client_id
     MLFLOW_WORKLOAD_IDENTITY   = azurerm_user_assigned_identity.workload["mlflow"].client_id
     USER_CODE_IMAGE_REPOSITORY = "${azurerm_container_registry.this.login_server}/user-code"
+    SERVING_IMAGE_REPOSITORY   = "${azurerm_container_registry.this.login_server}/serving"
     DB_HOST                    = azurerm_postgresql_flexible_server.this.fqdn
     DB_USERNAME                = azurerm_postgresql_flexible_server.this.administrator_login
     MLFLOW_DB_USERNAME         = local.mlflow_db_username
@@ -103,6 +110,7 @@ output "helm_env" {
     BACKUP_ROOT                = "az://${azurerm_storage_container.data.name}/${local.backups_prefix}"
     LANDING_QUEUE_URL          = azurerm_storage_queue.landing_events.url
     AZUREML_ENDPOINT_IDENTITY  = azurerm_user_assigned_identity.azureml_endpoint.id
+    AZURE_MONITOR_RESOURCE_ID  = azurerm_kubernetes_cluster.this.id
   }
 }
 

@@ -121,6 +121,18 @@ resource "google_project_iam_member" "dagster_vertex" {
   member  = "serviceAccount:${google_service_account.dagster.email}"
 }
 
+# Drift, performance and retrain figures go to Cloud Monitoring as custom metrics
+# (custom.googleapis.com/mlops_platform/..., mlops_platform/profiles/metrics.py). metricWriter
+# writes time series and creates (gets, lists) their metric descriptors; it reads no time series
+# and touches no alerting policy. No narrower scope exists: Cloud Monitoring grants only on a project (or folder or
+# organization), time series and metric descriptors are not IAM resources, and IAM Conditions
+# cannot name a metric type.
+resource "google_project_iam_member" "dagster_metrics" {
+  project = var.project_id
+  role    = "roles/monitoring.metricWriter"
+  member  = "serviceAccount:${google_service_account.dagster.email}"
+}
+
 # iam.serviceAccounts.actAs on the endpoint identity only (deployModel runs the model as it).
 resource "google_service_account_iam_member" "dagster_acts_as_vertex" {
   service_account_id = google_service_account.vertex.name

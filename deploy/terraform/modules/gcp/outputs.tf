@@ -94,6 +94,7 @@ output "helm_env" {
     DAGSTER_WORKLOAD_IDENTITY  = google_service_account.dagster.email
     MLFLOW_WORKLOAD_IDENTITY   = google_service_account.mlflow.email
     USER_CODE_IMAGE_REPOSITORY = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.this.repository_id}/user-code"
+    SERVING_IMAGE_REPOSITORY   = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.this.repository_id}/serving"
     DB_HOST                    = google_sql_database_instance.this.private_ip_address
     DB_USERNAME                = google_sql_user.mlops.name
     MLFLOW_DB_USERNAME         = local.mlflow_db_username

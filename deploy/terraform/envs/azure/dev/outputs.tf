@@ -38,6 +38,11 @@ output "azureml_endpoint_identity_id" {
   value       = module.platform.azureml_endpoint_identity_id
 }
 
+output "azure_monitor_resource_id" {
+  description = "MLOPS_AZURE_MONITOR_RESOURCE_ID (also AZURE_MONITOR_RESOURCE_ID in helm_env)."
+  value       = module.platform.azure_monitor_resource_id
+}
+
 output "node_pools" {
   description = "Node pool label and spot taints."
   value       = module.platform.node_pools
