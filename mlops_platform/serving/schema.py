@@ -126,6 +126,8 @@ def _datetime(field: str, nullable: bool) -> Callable[[Any], Any]:
 
 
 CONVERTERS = {"double": _double, "long": _long, "string": _string, "boolean": _boolean, "datetime": _datetime}
+# The Python type each converter passes through unchanged (a double also only when finite).
+EXACT_TYPES: dict[str, type] = {"double": float, "long": int, "string": str, "boolean": bool}
 
 
 def _kind(value: Any) -> str:
@@ -158,6 +160,7 @@ class InputSchema:
         self.name_set = frozenset(self.names)
         self.by_name = {f.name: f for f in fields}
         self._convert = {f.name: CONVERTERS[f.type](f.name, f.nullable) for f in fields}
+        self._exact = {f.name: EXACT_TYPES.get(f.type) for f in fields}
 
     def check_names(self, names: Iterable[str]) -> None:
         given = set(names)
@@ -173,11 +176,24 @@ class InputSchema:
 
     def convert(self, columns: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
         """Typed columns, in schema order; InputError naming the first bad field."""
-        self.check_names(columns.keys())
+        if columns.keys() != self.name_set:
+            self.check_names(columns.keys())
         out = {}
         for name in self.names:
+            values = columns[name]
+            # A column holding only the field's own type (and, for numbers, only finite ones) is
+            # already what the converter would return: one pass over the types instead of a call
+            # per value. Anything else (nulls, ints for a double, NaN) goes value by value.
+            exact = self._exact[name]
+            if (
+                exact is not None
+                and set(map(type, values)) == {exact}
+                and (exact is not float or math.isfinite(sum(values)))
+            ):
+                out[name] = values if type(values) is list else list(values)
+                continue
             convert = self._convert[name]
-            out[name] = [convert(v) for v in columns[name]]
+            out[name] = [convert(v) for v in values]
         return out
 
     def describe(self) -> list[dict[str, Any]]:
@@ -215,16 +231,21 @@ def _records_to_columns(records: Any, where: str) -> tuple[dict[str, list[Any]],
     if not isinstance(first, dict):
         raise InputError(f"{where}: row 0 is not an object")
     names = list(first)
-    columns: dict[str, list[Any]] = {n: [] for n in names}
+    width = len(names)
+    # Rows of row 0's size holding each of its names hold exactly its fields: checked per column
+    # by the lookups themselves (KeyError), then the slow pass below says which row differs.
+    if set(map(type, records)) == {dict} and set(map(len, records)) == {width}:
+        try:
+            return {n: [record[n] for record in records] for n in names}, len(records)
+        except KeyError:
+            pass
     for i, record in enumerate(records):
         if not isinstance(record, dict):
             raise InputError(f"{where}: row {i} is not an object")
-        if len(record) != len(names) or any(n not in record for n in names):
+        if len(record) != width or any(n not in record for n in names):
             differ = sorted(set(record) ^ set(names))
             raise InputError(f"{where}: row {i} has other fields than row 0 ({', '.join(map(repr, differ))})")
-        for n in names:
-            columns[n].append(record[n])
-    return columns, len(records)
+    return {n: [record[n] for record in records] for n in names}, len(records)
 
 
 def _split_to_columns(split: Any) -> tuple[dict[str, list[Any]], int]:

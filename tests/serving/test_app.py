@@ -285,3 +285,147 @@ def test_an_unsupported_step_falls_back_to_the_sklearn_pipeline(models, churn) -
     rows = _rows(models, churn)
     got = served.predict({c: rows[c].tolist() for c in rows.columns}, len(rows))["probability"]
     assert not math.isnan(float(got[0]))
+
+
+def test_inference_routes_refuse_other_methods_and_stream_bodies_up_to_the_limit(server, churn) -> None:
+    url = f"{server.url}/models/churn/invocations"
+    wrong = httpx.get(url, headers=AUTH)
+    assert wrong.status_code == 405 and wrong.headers["Allow"] == "POST" and "POST" in wrong.json()["error"]
+    assert httpx.get(f"{server.url}/v2/models/churn/infer", headers=AUTH).status_code == 405
+    assert httpx.post(f"{server.url}/models/churn/invocations/more", json={}, headers=AUTH).status_code == 404
+
+    def chunks(body: bytes, size: int = 4096):
+        for start in range(0, len(body), size):
+            yield body[start : start + size]
+
+    small = json.dumps({"instances": [_row(churn, tenure_months=3)] * 3}).encode()
+    streamed = httpx.post(url, content=chunks(small), headers={**AUTH, "Content-Type": "application/json"})
+    assert "content-length" not in streamed.request.headers  # sent chunked: the limit is counted as it arrives
+    assert streamed.status_code == 200 and len(streamed.json()["predictions"]) == 3
+    big = json.dumps({"instances": [_row(churn)] * 20_000}).encode()
+    assert len(big) > 1_048_576
+    refused = httpx.post(url, content=chunks(big), headers={**AUTH, "Content-Type": "application/json"})
+    assert refused.status_code == 413 and "over the limit" in refused.json()["error"]
+    assert httpx.post(url, json={"instances": [_row(churn)]}, headers=AUTH).status_code == 200  # still serving
+
+
+def _tree_pipeline(estimator, rng):
+    """A numeric-only pipeline without an imputer, so NaN reaches the trees (the missing-value branches)."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = pd.DataFrame(rng.normal(size=(600, 4)), columns=["a", "b", "c", "d"])
+    x.loc[rng.random(600) < 0.15, "b"] = np.nan
+    x.loc[rng.random(600) < 0.05, "d"] = np.nan
+    signal = x["a"].to_numpy() + np.nan_to_num(x["b"].to_numpy(), nan=2.0) * x["c"].to_numpy()
+    pipeline = Pipeline(
+        [("preprocess", ColumnTransformer([("numeric", StandardScaler(), list(x.columns))])), ("model", estimator)]
+    )
+    return pipeline, x, signal
+
+
+@pytest.mark.parametrize("kind", ["regressor", "binary", "three_classes"])
+def test_compiled_trees_equal_sklearn_with_missing_values_at_every_batch_size(kind) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    from mlops_platform.serving.compiled import compile_pipeline
+
+    rng = np.random.default_rng(7)
+    if kind == "regressor":
+        pipeline, x, signal = _tree_pipeline(HistGradientBoostingRegressor(max_iter=40, random_state=0), rng)
+        pipeline.fit(x, signal)
+        want = pipeline.predict(x)
+    else:
+        pipeline, x, signal = _tree_pipeline(HistGradientBoostingClassifier(max_iter=40, random_state=0), rng)
+        y = (signal > 0).astype(int) if kind == "binary" else np.digitize(signal, [-0.5, 0.5])
+        pipeline.fit(x, y)
+        want = pipeline.predict_proba(x)
+    compiled = compile_pipeline(pipeline, list(x.columns), [])
+    assert compiled.trees is not None and compiled.head == "trees"
+    data = {c: x[c].tolist() for c in x.columns}
+    # Below, at and above the batch size where the walk hands over to sklearn's own predict.
+    limit = compiled.trees.max_rows
+    for size in (1, 7, limit, limit + 1, len(x)):
+        for start in range(0, len(x), size):
+            part = {c: v[start : start + size] for c, v in data.items()}
+            got = compiled.predict(part, len(part["a"]))
+            assert np.max(np.abs(got - want[start : start + size])) <= 1e-12, (kind, size, start)
+            if size >= 7:
+                break
+
+
+def test_compiled_trees_refuse_native_categorical_splits() -> None:
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mlops_platform.serving.compiled import Unsupported, compile_pipeline
+
+    x = pd.DataFrame({"a": np.arange(200.0) % 7, "b": np.arange(200.0)})
+    model = HistGradientBoostingRegressor(max_iter=5, categorical_features=[0])
+    scale = StandardScaler(with_mean=False, with_std=False)  # column "a" stays the codes 0..6
+    pipeline = Pipeline([("preprocess", ColumnTransformer([("numeric", scale, ["a", "b"])])), ("m", model)])
+    pipeline.fit(x, x["a"] * 2 + x["b"])
+    with pytest.raises(Unsupported, match="categorical"):
+        compile_pipeline(pipeline, ["a", "b"], [])
+
+
+def test_validation_fast_path_types_like_the_per_value_converters() -> None:
+    from mlops_platform.serving.schema import Field, InputError, InputSchema, mlflow_columns
+
+    schema = InputSchema([Field("x", "double"), Field("n", "long"), Field("s", "string"), Field("k", "string", False)])
+    typed = schema.convert({"x": [1.5, 2], "n": [3, 4.0], "s": ["a", None], "k": ["b", "c"]})
+    assert typed == {"x": [1.5, 2.0], "n": [3, 4], "s": ["a", None], "k": ["b", "c"]}
+    assert [type(v) for v in typed["x"]] == [float, float] and [type(v) for v in typed["n"]] == [int, int]
+    assert schema.convert({"x": [1.0], "n": [2], "s": ["a"], "k": ["b"]}) == {
+        "x": [1.0],
+        "n": [2],
+        "s": ["a"],
+        "k": ["b"],
+    }
+    for column, values, says in [
+        ("x", [1.0, math.nan], "field 'x': not a finite number"),
+        ("x", [math.inf, 1.0], "field 'x': not a finite number"),
+        ("x", [True, False], "field 'x': expected a number, got a boolean"),
+        ("n", [True], "field 'n': expected an integer, got a boolean"),
+        ("k", ["b", None], "field 'k': null is not allowed"),
+    ]:
+        columns = {"x": [1.0] * len(values), "n": [1] * len(values), "s": ["a"] * len(values), "k": ["b"] * len(values)}
+        with pytest.raises(InputError, match=says):
+            schema.convert({**columns, column: values})
+    # Rows of the same size with another field: the row and the fields are named.
+    with pytest.raises(InputError, match=r"row 1 has other fields than row 0 \('b', 'y'\)"):
+        mlflow_columns({"dataframe_records": [{"a": 1, "b": 2}, {"a": 1, "y": 2}]})
+    with pytest.raises(InputError, match="row 1 is not an object"):
+        mlflow_columns({"dataframe_records": [{"a": 1}, [1]]})
+
+
+def test_thread_pools_are_capped_at_startup_never_raised() -> None:
+    import sklearn.ensemble  # noqa: F401  (loads OpenMP and BLAS, as a served model does)
+    from threadpoolctl import threadpool_info
+
+    from mlops_platform.serving.app import limit_threads
+
+    seen: dict[str, object] = {}
+
+    def in_a_thread() -> None:  # OpenMP's limit is per thread: a thread of its own, as the event loop's
+        before = {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()}
+        limiter = limit_threads(1)
+        seen["limited"] = {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()}
+        if limiter is not None:
+            limiter.restore_original_limits()
+        seen["restored"] = {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()}
+        seen["before"] = before
+        seen["raised"] = limit_threads(10_000)
+
+    worker = threading.Thread(target=in_a_thread)
+    worker.start()
+    worker.join()
+    assert seen["before"], "no BLAS/OpenMP library loaded"
+    assert set(seen["limited"].values()) == {1}
+    assert seen["restored"] == seen["before"]
+    assert seen["raised"] is None  # a cap above the CPUs the process may use changes nothing

@@ -67,8 +67,14 @@ def test_the_fast_path_equals_the_pipeline_on_the_models_test_split(trained, nam
     version = trained.resources["registry"].alias_version(spec.registered_model_name, "champion")
     served = build_served(name, version, spec, RegistrySource(settings.tracking_uri, settings.artifact_root))
     assert served.path == COMPILED, served.fallback_reason
+    # The estimator is compiled too: churn's logistic head, delivery_eta's trees (walked for small batches).
+    assert served.compiled.head == {"churn": "logistic", "delivery_eta": "trees"}[name]
     columns = {f: test[f].tolist() for f in spec.feature_names}
-    got = served.compiled.predict(columns, len(test))
     frame = test[list(spec.feature_names)]
     want = served.pipeline.predict_proba(frame) if spec.task == "classification" else served.pipeline.predict(frame)
+    # The whole split at once, and one row at a time as most requests come.
+    got = served.compiled.predict(columns, len(test))
     assert np.max(np.abs(np.asarray(got) - np.asarray(want))) <= 1e-9
+    one_by_one = [served.compiled.predict({f: [v[i]] for f, v in columns.items()}, 1) for i in range(len(test))]
+    rows = np.concatenate(one_by_one)
+    assert np.max(np.abs(rows - np.asarray(want))) <= 1e-9
