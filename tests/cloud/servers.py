@@ -121,46 +121,27 @@ def azurite(workdir: Path, account: str, key: str) -> Server:
     The bin script is started with node directly (not npx) so that the PID we stop is the server.
     The account and its key come from AZURITE_ACCOUNTS, so no fixed emulator key is involved.
     """
-    node = node_path()
-    assert node is not None
-    if not AZURITE_BLOB.exists():
-        raise RuntimeError(f"{AZURITE_BLOB} is missing: run `make install` (npm ci)")
-    port = free_port()
-    location = workdir / "azurite"
-    location.mkdir(parents=True, exist_ok=True)
-    command = [
-        node,
-        str(AZURITE_BLOB.resolve()),
-        "--blobHost",
-        HOST,
-        "--blobPort",
-        str(port),
-        "--location",
-        str(location),
-        "--skipApiVersionCheck",
-        "--loose",
-        "--disableTelemetry",
-        "--silent",
-    ]
-    env = {"AZURITE_ACCOUNTS": f"{account}:{key}"}
-    return Server("azurite-blob", command, port, workdir / "azurite.log", env=env).start()
+    return _azurite("blob", AZURITE_BLOB, workdir / "azurite", workdir / "azurite.log", account, key)
 
 
 def azurite_queue(workdir: Path, account: str, key: str) -> Server:
     """Azure Storage Queue (Azurite's queue service), for the landing zone's Event Grid notifications."""
+    return _azurite("queue", AZURITE_QUEUE, workdir / "azurite-queue", workdir / "azurite-queue.log", account, key)
+
+
+def _azurite(service: str, script: Path, location: Path, log: Path, account: str, key: str) -> Server:
     node = node_path()
     assert node is not None
-    if not AZURITE_QUEUE.exists():
-        raise RuntimeError(f"{AZURITE_QUEUE} is missing: run `make install` (npm ci)")
+    if not script.exists():
+        raise RuntimeError(f"{script} is missing: run `make install` (npm ci)")
     port = free_port()
-    location = workdir / "azurite-queue"
     location.mkdir(parents=True, exist_ok=True)
     command = [
         node,
-        str(AZURITE_QUEUE.resolve()),
-        "--queueHost",
+        str(script.resolve()),
+        f"--{service}Host",
         HOST,
-        "--queuePort",
+        f"--{service}Port",
         str(port),
         "--location",
         str(location),
@@ -170,7 +151,7 @@ def azurite_queue(workdir: Path, account: str, key: str) -> Server:
         "--silent",
     ]
     env = {"AZURITE_ACCOUNTS": f"{account}:{key}"}
-    return Server("azurite-queue", command, port, workdir / "azurite-queue.log", env=env).start()
+    return Server(f"azurite-{service}", command, port, log, env=env).start()
 
 
 def gcs_emulator(workdir: Path, bucket: str) -> Server:
