@@ -154,18 +154,16 @@ class ObjectLandingZone(LandingZone, abc.ABC):
         """Every object below a folder prefix: its own files, and those of sub-folders refused."""
         with self._call(bucket, prefix, "listing"):
             objects, _ = self._list(bucket, prefix, None)
-        found = []
-        for info in objects:
-            relative = info.key[len(prefix) :]
-            if any(is_in_progress(part) for part in relative.split("/")):
-                continue
-            refused = None
-            if "/" in relative:
-                refused = NESTED_REASON
-            elif has_control_chars(relative):
-                refused = CONTROL_NAME_REASON
-            found.append(self._file(bucket, info, relative, refused))
-        return landing_order(found)
+        files = (self._day_file(bucket, info, info.key[len(prefix) :]) for info in objects)
+        return landing_order([file for file in files if file is not None])
+
+    def _day_file(self, bucket: str, info: ObjectInfo, relative: str) -> LandedFile | None:
+        """An object of a day folder (``relative``: its key below the folder), refused when it sits in a
+        sub-folder or its name has control characters; None for an upload in progress."""
+        if any(is_in_progress(part) for part in relative.split("/")):
+            return None
+        refused = NESTED_REASON if "/" in relative else CONTROL_NAME_REASON if has_control_chars(relative) else None
+        return self._file(bucket, info, relative, refused)
 
     def day_listing(self, spec_name: str, day: dt.date) -> tuple[list[LandedFile], str | None]:
         bucket, prefix = self._root(self.landing_root, spec_name, day.isoformat())
@@ -185,14 +183,13 @@ class ObjectLandingZone(LandingZone, abc.ABC):
         wanted = {entry.name for entry in entries}
         with self._call(bucket, prefix + "/", "listing"):
             objects = self._list_after(bucket, prefix + "/", f"{prefix}/{min(wanted)}")
-        found: dict[str, list[LandedFile]] = {name: [] for name in wanted}
+        found: dict[str, dict[str, str]] = {name: {} for name in wanted}
         for info in objects:
             folder, _, relative = info.key[len(prefix) + 1 :].partition("/")
-            if folder not in wanted or not relative or any(is_in_progress(part) for part in relative.split("/")):
-                continue
-            refused = NESTED_REASON if "/" in relative else CONTROL_NAME_REASON if has_control_chars(relative) else None
-            found[folder].append(self._file(bucket, info, relative, refused))
-        return {name: {f.name: f.stamp for f in files} for name, files in found.items()}
+            file = self._day_file(bucket, info, relative) if folder in wanted and relative else None
+            if file is not None:
+                found[folder][file.name] = file.stamp
+        return found
 
     def _list_after(self, bucket: str, prefix: str, start_after: str) -> list[ObjectInfo]:
         """Every object under ``prefix`` whose key sorts after ``start_after``. Stores that can start a

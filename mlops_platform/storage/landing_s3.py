@@ -76,25 +76,18 @@ class S3LandingZone(ObjectLandingZone):
         return ObjectInfo(key, size, etag.strip('"'), int(modified.timestamp() * 1e9), _plain_md5(etag), metadata or {})
 
     def _list(self, bucket: str, prefix: str, delimiter: str | None) -> tuple[list[ObjectInfo], list[str]]:
-        arguments: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-        if delimiter:
-            arguments["Delimiter"] = delimiter
+        return self._pages(Bucket=bucket, Prefix=prefix, **({"Delimiter": delimiter} if delimiter else {}))
+
+    def _list_after(self, bucket: str, prefix: str, start_after: str) -> list[ObjectInfo]:
+        return self._pages(Bucket=bucket, Prefix=prefix, StartAfter=start_after)[0]
+
+    def _pages(self, **arguments: Any) -> tuple[list[ObjectInfo], list[str]]:
+        """Every page of one ListObjectsV2: the objects and the common prefixes."""
         objects, prefixes = [], []
         for page in self.client().get_paginator("list_objects_v2").paginate(**arguments):
             objects += [self._info(o["Key"], o["Size"], o["ETag"], o["LastModified"]) for o in page.get("Contents", [])]
             prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
         return objects, prefixes
-
-    def _list_after(self, bucket: str, prefix: str, start_after: str) -> list[ObjectInfo]:
-        objects = []
-        pages = (
-            self.client()
-            .get_paginator("list_objects_v2")
-            .paginate(Bucket=bucket, Prefix=prefix, StartAfter=start_after)
-        )
-        for page in pages:
-            objects += [self._info(o["Key"], o["Size"], o["ETag"], o["LastModified"]) for o in page.get("Contents", [])]
-        return objects
 
     def _head(self, bucket: str, key: str) -> ObjectInfo | None:
         from botocore.exceptions import ClientError
