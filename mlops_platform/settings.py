@@ -415,15 +415,12 @@ class Settings(BaseModel):
 
     @property
     def quarantine_location(self) -> str:
+        """The quarantine's root: MLOPS_QUARANTINE_ROOT, else ``quarantine`` beside the landing zone."""
         if self.quarantine_override:
             return self.quarantine_override
-        if self.landing_override:
-            landing = self.landing_override
-            parent = str(Path(landing).parent) if is_local(landing) else _parent(landing)
-            return f"{parent.rstrip('/')}/quarantine"
-        if self.bucket_root is not None:
-            return f"{self.bucket_root}/quarantine"
-        return str(self.home / "quarantine")
+        landing = self.landing_location
+        parent = str(Path(landing).parent) if is_local(landing) else _parent(landing)
+        return f"{parent.rstrip('/')}/quarantine"
 
     @property
     def landing_root(self) -> Path:

@@ -118,8 +118,7 @@ def queue_tick(
                 misplaced.setdefault(place.spec, set()).add(place.top)
                 continue
             stamp = f"etag:{event.etag.strip(chr(34))}" if event.etag else f"message:{message.id}"
-            target = state.waiting if place.day >= today else changed
-            if target is state.waiting:
+            if place.day >= today:  # its partition does not exist until the day is over
                 state.waiting.setdefault(place.spec, {}).setdefault(place.day.isoformat(), {})[place.name] = stamp
             else:
                 changed.setdefault(place.spec, {}).setdefault(place.day, {})[place.name] = stamp
