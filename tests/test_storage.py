@@ -199,3 +199,34 @@ def test_a_stream_whose_frames_read_delta_writes_every_frame(tmp_path) -> None:
     result = write_stream(target, frames)
     assert result.rows == 3 * 10 * (STREAM_BATCH_ROWS // 10 + 1)
     assert len(read_table(target, result.version)) == result.rows
+
+
+# Run in a process of its own: a deadlock on the GIL would hang the test process itself.
+_NUMERIC_STREAM = """
+import datetime as dt, faulthandler, sys
+import numpy as np, pandas as pd
+from mlops_platform.storage.delta import read_table, write_stream, write_table
+faulthandler.dump_traceback_later(float(sys.argv[3]), exit=True)
+source, target = sys.argv[1], sys.argv[2]
+rng = np.random.default_rng(0)
+rows = {"x": rng.random(20_000), "n": rng.integers(0, 9, 20_000), "day": dt.date(2026, 10, 1)}
+write_table(source, pd.DataFrame(rows))
+def frames():
+    for _ in range(3):
+        yield read_table(source, 0)  # each frame read from Delta while the stream is being written
+print(sum(write_stream(f"{target}{attempt}", frames).rows for attempt in range(5)))
+"""
+
+
+def test_a_stream_of_frames_read_from_delta_does_not_deadlock(tmp_path) -> None:
+    """The 60-day training set hung (issue 13): delta-rs pulled the frames on a worker of its runtime,
+    which then waited for a producer thread whose Delta read needed that same runtime. Before the fix
+    this script hung within its first writes, every time."""
+    import subprocess
+    import sys
+
+    limit = 240  # the write takes under a second; the limit only bounds a hang
+    script = [sys.executable, "-c", _NUMERIC_STREAM, str(tmp_path / "source"), str(tmp_path / "target"), str(limit)]
+    done = subprocess.run(script, capture_output=True, text=True, timeout=limit + 60)
+    assert done.returncode == 0, f"the streamed write did not finish (stacks below):\n{done.stderr[-4000:]}"
+    assert done.stdout.split()[-1] == str(5 * 3 * 20_000)

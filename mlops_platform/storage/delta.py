@@ -222,139 +222,77 @@ def write_stream(
 ) -> WriteResult:
     """Replace the whole table with the frames ``frames()`` yields, as one commit, holding one at a time.
 
-    The frames are converted to Arrow one by one and handed to delta-rs as a stream, so the table is
-    never materialised in memory. Every frame must have the first non-empty frame's columns; a
-    column with no values to infer a type from (empty or all null) takes the type that column has in
-    the others (text when it never has a value). ``frames`` is a factory: a commit that loses the race
-    to a concurrent writer is written again from a fresh iterator.
+    Every frame must have the first non-empty frame's columns; a column with no values to infer a type
+    from (empty or all null) takes the type that column has in the others (text when it never has a
+    value). A frame that does not fit is refused, naming it, before anything is written.
+
+    The frames are computed here, converted to Arrow one by one and spilled to a temporary Arrow
+    stream file (LZ4-compressed, under ``TMPDIR``); delta-rs then writes the table from that file,
+    so the table is never materialised in memory. Not handed to delta-rs as a Python iterator: it
+    pulls one on a worker of its runtime, and while that worker waited for a frame whose producer
+    read Delta on the same runtime, the two could wait for each other for ever (the 60-day training
+    set hung so; issue 13). A commit that loses the race to a concurrent writer is written again from
+    the same file.
     """
-    import itertools
+    import tempfile
 
     import pyarrow as pa
 
-    rows = 0
-    producers: list[_Producer] = []
+    with tempfile.TemporaryDirectory(prefix="mlops-stream-") as spill:
+        path = f"{spill}/frames.arrows"
+        rows = _spill(uri, frames(), path)
 
-    def count(n: int) -> None:
-        nonlocal rows
-        rows += n
+        def reader():
+            return pa.ipc.open_stream(pa.memory_map(path))
 
-    def reader():
-        nonlocal rows
-        rows = 0
-        stream = _Producer(frames)
-        producers.append(stream)
-        buffered: list[pd.DataFrame] = []
-        for frame in stream:  # up to the first frame with rows: it fixes the schema
-            buffered.append(frame)
-            if len(frame):
-                break
-        if not buffered:
-            raise ValueError(f"nothing to write to {uri}: the stream yielded no frame")
-        schema = _fill_null_types(_to_arrow(buffered[-1]), None).schema
-        batches = _conformed(uri, schema, itertools.chain(buffered, stream), count)
-        return pa.RecordBatchReader.from_batches(schema, _recording(batches, failures))
-
-    failures: list[BaseException] = []
-    try:
         with storage_errors(uri, "writing"):
             kwargs: dict = {"mode": "overwrite", "schema_mode": "overwrite"}
             version, added = _commit(uri, reader, storage_options, commit_metadata, kwargs)
-    except Exception as exc:
-        # An error raised while delta-rs pulled the batches reaches us as a DeltaError carrying its text;
-        # raise the original, so that bad data stays a permanent error and an outage a transient one.
-        if failures:
-            raise failures[-1] from exc
-        raise
-    finally:
-        for producer in producers:
-            producer.close()
     return WriteResult(uri=uri, version=version, rows=rows, added_columns=added)
 
 
-def _recording(batches: Iterator, failures: list[BaseException]) -> Iterator:
-    """``batches``, with any exception they raise also recorded in ``failures``."""
-    try:
-        yield from batches
-    except BaseException as exc:
-        failures.append(exc)
-        raise
-
-
-class _Producer:
-    """The frames of a stream computed on a thread of their own, handed over one at a time.
-
-    delta-rs pulls a streamed write's batches from inside its async runtime, where a frame producer
-    that reads Delta itself (the training set join does) would fail ("Cannot start a runtime from
-    within a runtime"). On its own thread the producer is outside that runtime; the queue of one
-    keeps at most one frame waiting, so memory stays that of about two frames.
-    """
-
-    _DONE = object()
-
-    def __init__(self, frames: Callable[[], Iterator[pd.DataFrame]]):
-        import queue
-        import threading
-
-        self._queue: queue.Queue = queue.Queue(maxsize=1)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(frames,), name="delta-stream", daemon=True)
-        self._thread.start()
-
-    def _put(self, item: Any) -> bool:
-        import queue
-
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self, frames: Callable[[], Iterator[pd.DataFrame]]) -> None:
-        try:
-            for frame in frames():
-                if not self._put(frame):
-                    return
-        except BaseException as exc:  # noqa: BLE001  (handed to the consumer, raised where the write is)
-            self._put(exc)
-            return
-        self._put(self._DONE)
-
-    def __iter__(self) -> Iterator[pd.DataFrame]:
-        while True:
-            item = self._queue.get()
-            if item is self._DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-
-def _conformed(uri: str, schema, frames: Iterator[pd.DataFrame], count: Callable[[int], None]):
-    """Record batches of every frame, cast to ``schema`` (a frame that cannot be is refused, naming it)."""
+def _spill(uri: str, frames: Iterator[pd.DataFrame], path: str) -> int:
+    """Write ``frames`` to an Arrow stream file at ``path``, each cast to the first non-empty frame's
+    schema (a frame that cannot be is refused, naming it); return the rows written."""
     import pyarrow as pa
 
-    for index, frame in enumerate(frames):
-        if not len(frame) and index:
-            continue
-        table = _to_arrow(frame)
-        if table.column_names != schema.names:
-            raise ValueError(
-                f"frame {index} of the stream written to {uri} has columns {table.column_names}, "
-                f"the first had {schema.names}"
-            )
-        try:
-            table = table.cast(schema)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise ValueError(f"frame {index} of the stream written to {uri} does not fit {schema}: {exc}") from exc
-        count(table.num_rows)
-        yield from table.to_batches(max_chunksize=STREAM_BATCH_ROWS)
+    writer: Any = None
+    schema = None
+    pending: list = []  # empty frames before the first with rows (that one fixes the schema)
+    rows = 0
+    try:
+        for index, frame in enumerate(frames):
+            if not len(frame):
+                if schema is None:
+                    pending.append(frame)
+                continue
+            table = _to_arrow(frame)
+            if schema is None:
+                schema = _fill_null_types(table, None).schema
+                options = pa.ipc.IpcWriteOptions(compression="lz4")
+                writer = pa.ipc.new_stream(path, schema, options=options)
+            if table.column_names != schema.names:
+                raise ValueError(
+                    f"frame {index} of the stream written to {uri} has columns {table.column_names}, "
+                    f"the first had {schema.names}"
+                )
+            try:
+                table = table.cast(schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise ValueError(f"frame {index} of the stream written to {uri} does not fit {schema}: {exc}") from exc
+            rows += table.num_rows
+            writer.write_table(table, max_chunksize=STREAM_BATCH_ROWS)
+        if writer is None:
+            if not pending:
+                raise ValueError(f"nothing to write to {uri}: the stream yielded no frame")
+            # Only empty frames: the table is replaced by an empty one with the last frame's columns.
+            table = _fill_null_types(_to_arrow(pending[-1]), None)
+            writer = pa.ipc.new_stream(path, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
 
 
 def table_rows_by_day(uri: str, version: int, *, storage_options: Mapping[str, str] | None = None) -> dict:
@@ -499,7 +437,7 @@ def read_table(
     134, delta-rs issue 2184); this path never does (tests/test_exit_abort.py).
     """
     import pyarrow as pa
-    from deltalake import DeltaTable, QueryBuilder
+    from deltalake import DeltaTable
 
     with storage_errors(uri, f"reading version {version} of"):
         table = DeltaTable(uri, version=version, storage_options=dict(storage_options or {}))
@@ -516,10 +454,23 @@ def read_table(
             conditions.append(f"{DAY_COLUMN} IN ({literals})")
         selected = "*" if columns is None else ", ".join(f'"{name}"' for name in schema.names)
         query = f"SELECT {selected} FROM t" + (f" WHERE {' AND '.join(conditions)}" if conditions else "")
-        result = pa.table(QueryBuilder().register("t", table).execute(query).read_all())
+        result = _query(table, query).read_all()
     # Delta stores microseconds; hand back the nanosecond dtype pandas wrote, converted in the same pass
     # (an astype afterwards copies every timestamp column a second time).
     return result.select(schema.names).to_pandas(coerce_temporal_nanoseconds=True)
+
+
+def _query(table, sql: str):
+    """A pyarrow reader of ``sql`` over ``table`` (registered as ``t``), scanned by delta-rs's DataFusion.
+
+    Read through pyarrow, which releases the GIL while it waits for each batch: delta-rs's own reader
+    holds it while its runtime computes the batch, and a streamed write on the same runtime may need
+    the GIL to pull its next frame; the two would wait for each other (issue 13).
+    """
+    import pyarrow as pa
+    from deltalake import QueryBuilder
+
+    return pa.RecordBatchReader.from_stream(QueryBuilder().register("t", table).execute(sql))
 
 
 def read_days_at_versions(
@@ -709,20 +660,19 @@ class PinnedTable:
 
     def count(self, where: str | None = None) -> int:
         """Rows of the pinned version (that satisfy ``where``), counted by the scan without loading them."""
-        import pyarrow as pa
-        from deltalake import DeltaTable, QueryBuilder
+        from deltalake import DeltaTable
 
         query = "SELECT COUNT(*) AS n FROM t" + (f" WHERE {where}" if where else "")
         with storage_errors(self.uri, f"reading version {self.version} of"):
             table = DeltaTable(self.uri, version=self.version, storage_options=dict(self.storage_options or {}))
-            result = pa.table(QueryBuilder().register("t", table).execute(query).read_all())
+            result = _query(table, query).read_all()
         return int(result.column("n")[0].as_py())
 
     def batches(self, *, where: str | None = None, columns: Iterable[str] | None = None) -> Iterator[pd.DataFrame]:
         """The pinned version's rows (that satisfy ``where``) as frames of at most STREAM_BATCH_ROWS rows,
         streamed from the scan: only one batch is in memory at a time."""
         import pyarrow as pa
-        from deltalake import DeltaTable, QueryBuilder
+        from deltalake import DeltaTable
 
         with storage_errors(self.uri, f"reading version {self.version} of"):
             table = DeltaTable(self.uri, version=self.version, storage_options=dict(self.storage_options or {}))
@@ -732,7 +682,7 @@ class PinnedTable:
                 schema = pa.schema([f for f in schema if f.name in wanted])
             selected = ", ".join(f'"{name}"' for name in schema.names)
             query = f"SELECT {selected} FROM t" + (f" WHERE {where}" if where else "")
-            reader = pa.RecordBatchReader.from_stream(QueryBuilder().register("t", table).execute(query))
+            reader = _query(table, query)
             pending: list = []
             rows = 0
             for batch in reader:
