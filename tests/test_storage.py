@@ -230,3 +230,30 @@ def test_a_stream_of_frames_read_from_delta_does_not_deadlock(tmp_path) -> None:
     done = subprocess.run(script, capture_output=True, text=True, timeout=limit + 60)
     assert done.returncode == 0, f"the streamed write did not finish (stacks below):\n{done.stderr[-4000:]}"
     assert done.stdout.split()[-1] == str(5 * 3 * 20_000)
+
+
+_FULL_DISK_STREAM = """
+import datetime as dt, resource, signal, sys
+import numpy as np, pandas as pd
+from mlops_platform.storage.delta import read_table, write_stream, write_table
+source, target = sys.argv[1], sys.argv[2]
+rng = np.random.default_rng(0)
+write_table(source, pd.DataFrame({"x": rng.random(20_000), "day": dt.date(2026, 10, 1)}))
+# From here on no file may grow past 1 MB, as on a full disk: the first spilled frame (4 MB) cannot be written.
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, resource.RLIM_INFINITY))
+write_stream(target, lambda: iter([pd.concat([read_table(source, 0)] * 25, ignore_index=True)]))
+"""
+
+
+def test_a_stream_that_cannot_be_spilled_fails_naming_the_setting_and_commits_nothing(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    target = tmp_path / "target"
+    script = [sys.executable, "-c", _FULL_DISK_STREAM, str(tmp_path / "source"), str(target)]
+    done = subprocess.run(script, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"OSError: spilling the stream written to {target}") and "TMPDIR" in error, done.stderr
+    assert not target.exists()

@@ -5,6 +5,7 @@ No Dagster here: the IO manager and the CLI both use these functions.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import random
 import time
@@ -270,7 +271,8 @@ def _spill(uri: str, frames: Iterator[pd.DataFrame], path: str) -> int:
             if schema is None:
                 schema = _fill_null_types(table, None).schema
                 options = pa.ipc.IpcWriteOptions(compression="lz4")
-                writer = pa.ipc.new_stream(path, schema, options=options)
+                with _spilling(uri, path):
+                    writer = pa.ipc.new_stream(path, schema, options=options)
             if table.column_names != schema.names:
                 raise ValueError(
                     f"frame {index} of the stream written to {uri} has columns {table.column_names}, "
@@ -281,18 +283,36 @@ def _spill(uri: str, frames: Iterator[pd.DataFrame], path: str) -> int:
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise ValueError(f"frame {index} of the stream written to {uri} does not fit {schema}: {exc}") from exc
             rows += table.num_rows
-            writer.write_table(table, max_chunksize=STREAM_BATCH_ROWS)
+            with _spilling(uri, path):
+                writer.write_table(table, max_chunksize=STREAM_BATCH_ROWS)
         if writer is None:
             if not pending:
                 raise ValueError(f"nothing to write to {uri}: the stream yielded no frame")
             # Only empty frames: the table is replaced by an empty one with the last frame's columns.
             table = _fill_null_types(_to_arrow(pending[-1]), None)
-            writer = pa.ipc.new_stream(path, table.schema)
-            writer.write_table(table)
-    finally:
-        if writer is not None:
+            with _spilling(uri, path):
+                writer = pa.ipc.new_stream(path, table.schema)
+                writer.write_table(table)
+        with _spilling(uri, path):
             writer.close()
+        writer = None
+    finally:
+        if writer is not None:  # failed part-way: the file goes with its folder, the first error stands
+            with contextlib.suppress(OSError):
+                writer.close()
     return rows
+
+
+@contextlib.contextmanager
+def _spilling(uri: str, path: str) -> Iterator[None]:
+    """A failure to write the spill file (a full disk) names the file, the table and the setting."""
+    try:
+        yield
+    except OSError as exc:
+        raise OSError(
+            f"spilling the stream written to {uri} to {path} failed ({exc}); nothing was committed. "
+            "TMPDIR must name a disk with room for the table"
+        ) from exc
 
 
 def table_rows_by_day(uri: str, version: int, *, storage_options: Mapping[str, str] | None = None) -> dict:
