@@ -45,6 +45,11 @@ def test_code_version_changes_with_what_the_model_learns(churn) -> None:
     assert spec_code_version(churn) == spec_code_version(churn)
     fewer = churn.model_copy(update={"features": churn.features[:-1]})
     assert spec_code_version(fewer) != spec_code_version(churn)
+    # The train sample's size changes what is learnt, so a model trained on a sample is not shown as
+    # current after the cap is lifted or changed.
+    sampled = churn.model_copy(update={"max_training_rows": 1000})
+    assert spec_code_version(sampled) != spec_code_version(churn)
+    assert spec_code_version(sampled) != spec_code_version(churn.model_copy(update={"max_training_rows": 2000}))
 
 
 def _write_module(root, name: str, body: str) -> None:

@@ -208,5 +208,7 @@ def spec_code_version(spec: ModelSpec) -> str:
         source_of(spec.estimator),
         *(f"{f.name}:{f.kind}:{source_of(f.compute)}" for f in spec.features),
         str(spec.training_window_days),
+        # Only when set, so that the fingerprint of a spec without a cap stays what it was.
+        *([f"max_training_rows:{spec.max_training_rows}"] if spec.max_training_rows is not None else []),
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
