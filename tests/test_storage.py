@@ -184,8 +184,8 @@ def test_a_filtered_read_loads_only_the_rows_and_columns_asked_for(tmp_path) -> 
 
 
 def test_a_stream_whose_frames_read_delta_writes_every_frame(tmp_path) -> None:
-    """The training set's frames are read from Delta while delta-rs pulls them (issue 13): a producer
-    inside delta-rs's runtime would fail with "Cannot start a runtime from within a runtime"."""
+    """The training set's frames read Delta themselves (issue 13), while the stream is being written:
+    every row of every frame is written, however many Arrow batches a frame spans."""
     from mlops_platform.storage.delta import STREAM_BATCH_ROWS, write_stream
 
     source, target = str(tmp_path / "source"), str(tmp_path / "target")

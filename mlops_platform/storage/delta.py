@@ -259,13 +259,12 @@ def _spill(uri: str, frames: Iterator[pd.DataFrame], path: str) -> int:
 
     writer: Any = None
     schema = None
-    pending: list = []  # empty frames before the first with rows (that one fixes the schema)
+    empty: pd.DataFrame | None = None  # the last empty frame: the table's columns if no frame has rows
     rows = 0
     try:
         for index, frame in enumerate(frames):
             if not len(frame):
-                if schema is None:
-                    pending.append(frame)
+                empty = frame
                 continue
             table = _to_arrow(frame)
             if schema is None:
@@ -286,10 +285,10 @@ def _spill(uri: str, frames: Iterator[pd.DataFrame], path: str) -> int:
             with _spilling(uri, path):
                 writer.write_table(table, max_chunksize=STREAM_BATCH_ROWS)
         if writer is None:
-            if not pending:
+            if empty is None:
                 raise ValueError(f"nothing to write to {uri}: the stream yielded no frame")
             # Only empty frames: the table is replaced by an empty one with the last frame's columns.
-            table = _fill_null_types(_to_arrow(pending[-1]), None)
+            table = _fill_null_types(_to_arrow(empty), None)
             with _spilling(uri, path):
                 writer = pa.ipc.new_stream(path, table.schema)
                 writer.write_table(table)
@@ -484,8 +483,9 @@ def _query(table, sql: str):
     """A pyarrow reader of ``sql`` over ``table`` (registered as ``t``), scanned by delta-rs's DataFusion.
 
     Read through pyarrow, which releases the GIL while it waits for each batch: delta-rs's own reader
-    holds it while its runtime computes the batch, and a streamed write on the same runtime may need
-    the GIL to pull its next frame; the two would wait for each other (issue 13).
+    holds it while its runtime computes the batch, so every other Python thread of the process (a
+    sensor, a server, a producer) stood still meanwhile, and one that delta-rs's runtime waited on
+    could never finish.
     """
     import pyarrow as pa
     from deltalake import QueryBuilder
