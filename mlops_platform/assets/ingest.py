@@ -72,6 +72,7 @@ def _ingest_stream(
     """
     import pandas as pd
 
+    from mlops_platform.ml.days import day_of
     from mlops_platform.ml.validation import InvalidFile
 
     schema = spec.source.events if stream == "events" else spec.source.labels
@@ -106,7 +107,7 @@ def _ingest_stream(
     else:
         combined = pd.DataFrame({c: pd.Series(dtype=_pandas_dtype(t)) for c, t in schema.items()})
         combined[SOURCE_FILE_COLUMN] = pd.Series(dtype=object)
-    combined[DAY_COLUMN] = combined[day_column].dt.date if len(combined) else pd.Series(dtype=object)
+    combined[DAY_COLUMN] = day_of(combined[day_column]) if len(combined) else pd.Series(dtype=object)
     return combined, ingested, quarantined
 
 

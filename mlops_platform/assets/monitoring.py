@@ -215,11 +215,12 @@ def build_performance(stage: Stage) -> dg.AssetsDefinition:
         metrics: MetricsSink,
     ):
         """The day's realised metric once labels land, the CBPE estimate before, against validation."""
+        from mlops_platform.ml.days import within_days
         from mlops_platform.ml.performance import estimate_metric, match_labels, realised_metric, worse_by
 
         day = dt.date.fromisoformat(context.partition_key)
         labels, labels_versions = _landed_labels(context, lake, labels_key, day, delay)
-        events = labels[labels[spec.event_timestamp].dt.date == day] if len(labels) else labels
+        events = labels[within_days(labels[spec.event_timestamp], day, day)] if len(labels) else labels
         scored_by = _versions(predictions)
         version = scored_by[0] if scored_by else None
         validation, calibration, version_note = (

@@ -10,6 +10,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from mlops_platform.ml.days import day_of, within_days
 from mlops_platform.specs.base import ModelSpec
 
 SPLIT_COLUMN = "split"
@@ -82,8 +83,7 @@ def build_training_set(features: pd.DataFrame, labels: pd.DataFrame, spec: Model
     """
     start, end = window_bounds(labels, spec)
     winners, superseded = latest_labels(labels, spec)
-    label_days = winners[spec.label_timestamp].dt.date
-    in_window = (label_days >= start) & (label_days <= end)
+    in_window = within_days(winners[spec.label_timestamp], start, end)
     left = winners.loc[in_window, [spec.entity_key, spec.event_timestamp, spec.label, spec.label_timestamp]]
     left = left.sort_values(spec.event_timestamp, kind="stable")
     right = features.reindex(columns=[spec.entity_key, spec.event_timestamp, *spec.feature_names])
@@ -178,7 +178,7 @@ class StreamedTrainingSet:
         window = [d for d in sorted(self.label_days) if self.window_start <= d <= self.window_end]
         for day in window:
             stamps = self.labels.read([day], columns=[spec.event_timestamp])[spec.event_timestamp]
-            for event_day, n in stamps.dt.date.value_counts().items():
+            for event_day, n in day_of(stamps).value_counts().items():
                 counts[event_day] = counts.get(event_day, 0) + int(n)
         return counts
 
@@ -260,8 +260,7 @@ class StreamedTrainingSet:
         columns = [spec.entity_key, spec.event_timestamp, spec.label, spec.label_timestamp, DAY_COLUMN]
         labels = self.labels.read(days, where=where, columns=columns)
         winners, superseded = latest_labels(labels, spec)
-        label_days = winners[spec.label_timestamp].dt.date
-        in_window = (label_days >= self.window_start) & (label_days <= self.window_end)
+        in_window = within_days(winners[spec.label_timestamp], self.window_start, self.window_end)
         self.labels_in_window += int(in_window.sum())
         self.labels_superseded += int(superseded[in_window].sum())
         left = winners.loc[in_window, [spec.entity_key, spec.event_timestamp, spec.label, spec.label_timestamp]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from mlops_platform.ml.days import day_of
 from mlops_platform.specs.base import ModelSpec
 
 DAY_COLUMN = "day"
@@ -33,5 +34,5 @@ def compute_features(raw: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
             out[feature.name] = out[feature.name].astype(object)
         else:
             out[feature.name] = pd.to_numeric(out[feature.name]).astype("float64")
-    out[DAY_COLUMN] = out[spec.event_timestamp].dt.date
+    out[DAY_COLUMN] = day_of(out[spec.event_timestamp])
     return out
