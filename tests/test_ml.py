@@ -123,3 +123,57 @@ def test_gates_respect_metric_direction(churn, delivery) -> None:
     assert not regression_gate(0.70, 0.80, churn).passed
     assert regression_gate(4.2, 4.0, delivery).passed  # mae worse by 0.2 <= 0.5
     assert not regression_gate(5.0, 4.0, delivery).passed
+
+
+def test_day_of_and_within_days_agree_with_pandas_at_every_edge() -> None:
+    """The fast calendar-day helpers give what ``.dt.date`` and a date comparison give: the last
+    nanosecond of a day, midnight, a missing stamp, an empty column, a non-default index."""
+    from mlops_platform.ml.days import day_of, within_days
+
+    stamps = pd.Series(
+        pd.to_datetime(
+            [
+                "2026-10-19 23:59:59.999999999",
+                "2026-10-20 00:00:00",
+                None,
+                "2026-10-20 23:59:59.999999999",
+                "2026-10-21",
+            ],
+            format="ISO8601",
+        ),
+        index=[10, 11, 12, 13, 14],
+    )
+    days = day_of(stamps)
+    assert days.index.tolist() == stamps.index.tolist()
+    assert days.tolist() == [dt.date(2026, 10, 19), DAY, None, DAY, dt.date(2026, 10, 21)]
+    assert days.dropna().tolist() == stamps.dt.date.dropna().tolist()
+    assert within_days(stamps, DAY, DAY).tolist() == [False, True, False, True, False]
+    assert within_days(stamps, dt.date(2026, 10, 19), DAY).tolist() == [True, True, False, True, False]
+    empty = stamps.iloc[:0]
+    assert day_of(empty).tolist() == [] and within_days(empty, DAY, DAY).tolist() == []
+
+
+@pytest.mark.parametrize(
+    ("stamp", "utc"),
+    [
+        ("2026-10-20T02:30+02:00", "2026-10-20 00:30"),
+        ("2026-10-20 02:30:00.5Z", "2026-10-20 02:30:00.5"),
+        ("2026-10-20T02:30:00+0200", "2026-10-20 00:30"),
+        (" 2026-10-20T02:30:00-02:00 ", "2026-10-20 04:30"),
+    ],
+)
+def test_every_offset_form_is_converted_and_a_mix_with_bare_stamps_is_refused(churn, stamp, utc) -> None:
+    events = _events(churn, 4).astype(str)
+
+    def conformed(stamps):
+        return conform(
+            events.assign(event_ts=stamps),
+            churn.source.events,
+            day=DAY,
+            day_column="event_ts",
+            key_columns=("customer_id",),
+        )
+
+    assert conformed([stamp] * 4)["event_ts"].tolist() == [pd.Timestamp(utc)] * 4
+    with pytest.raises(InvalidFile, match="1 values have no UTC offset while 3 have one"):
+        conformed([stamp] * 3 + ["2026-10-20 02:30:00"])

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,11 +22,14 @@ from typing import Any
 
 import pandas as pd
 
+from mlops_platform.ml.days import within_days
+
 SUPPORTED_SUFFIXES = (".parquet", ".csv")
 MESSAGE_LIMIT = 200  # characters of one underlying error message quoted in a reason
 _CSV_CHUNK_ROWS = 1_000_000
 # A time followed by an offset: "...T02:30", "...T02:30:00.5", then "Z", "+02", "+0200" or "+02:00".
-_OFFSET = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|UTC|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+# Matched by Arrow's RE2 engine over the whole column (Python's re per value took 2.4 s a million rows).
+_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?[\s\p{Zs}]*(?:Z|UTC|[+-]\d{2}(?::?\d{2})?)$"
 # Bytes per value once decoded into pandas (a text value costs at least its pointer and header).
 _DECODED_WIDTH = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 12}
 _MIN_TEXT_WIDTH = 16
@@ -175,11 +177,13 @@ def _to_utc_naive(series: pd.Series) -> pd.Series:
     values = series.dropna()
     kind = pd.api.types.infer_dtype(values, skipna=True)
     if kind in ("string", "empty"):
-        with_offset = values.str.strip().str.contains(_OFFSET)
-        if with_offset.any() and not with_offset.all():
-            raise TypeError(
-                f"{int((~with_offset).sum())} values have no UTC offset while {int(with_offset.sum())} have one"
-            )
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        text = pc.utf8_trim_whitespace(pa.array(values, type=pa.string()))
+        offsets = pc.sum(pc.match_substring_regex(text, _OFFSET, ignore_case=True)).as_py() or 0
+        if 0 < offsets < len(values):
+            raise TypeError(f"{len(values) - offsets} values have no UTC offset while {offsets} have one")
     elif kind not in ("datetime", "datetime64"):
         raise TypeError(f"expected timestamps, found {kind} values")
     converted = pd.to_datetime(series, errors="raise", format="ISO8601" if kind == "string" else None, utc=True)
@@ -284,8 +288,7 @@ def conform(
         nulls = int(result[column].isna().sum())
         if nulls:
             problems.append(f"{nulls} rows have no {column!r}")
-    days = result[day_column].dt.date
-    wrong_day = int((days != day).sum()) - int(result[day_column].isna().sum())
+    wrong_day = int((~within_days(result[day_column], day, day)).sum()) - int(result[day_column].isna().sum())
     if wrong_day:
         problems.append(f"{wrong_day} rows have {day_column!r} outside {day.isoformat()}")
     if problems:
