@@ -13,21 +13,18 @@ RETRAIN_REASON_RUN_TAG = "mlops/retrain_reason"
 RETRAIN_REASON_MLFLOW_TAG = "mlops.retrain_reason"
 
 
-def reference_profile(pipeline, training_set: Frame, spec, validation_metric: float):
-    """The profile of the train split and of the model's predictions on it (pure; see ml.profile)."""
-    from mlops_platform.ml.dataset import SPLIT_COLUMN
+def reference_profile(pipeline, train: Frame, validation: Frame, validation_predicted: Frame, spec, validation_metric):
+    """The profile of the train rows and of the model's predictions on them, with the calibration of
+    its validation predictions (``training.predict``'s frame for ``validation``); pure, see ml.profile."""
     from mlops_platform.ml.performance import calibration_curve
     from mlops_platform.ml.profile import build_profile
     from mlops_platform.ml.training import predict
 
-    train = training_set[training_set[SPLIT_COLUMN] == "train"]
     predicted = predict(pipeline, train, spec)
     calibration = None
-    if spec.task == "classification":
-        validation = training_set[training_set[SPLIT_COLUMN] == "validation"]
-        if len(validation):
-            probability = predict(pipeline, validation, spec)["probability"].to_numpy()
-            calibration = calibration_curve(probability, validation[spec.label].to_numpy())
+    if spec.task == "classification" and len(validation):
+        probability = validation_predicted["probability"].to_numpy()
+        calibration = calibration_curve(probability, validation[spec.label].to_numpy())
     return build_profile(
         train,
         {f.name: f.kind for f in spec.features},
@@ -56,18 +53,17 @@ def build_model(stage: Stage) -> dg.AssetsDefinition:
     @retry_only_transient
     def model(context: dg.AssetExecutionContext, training_set: Frame, registry: MlflowRegistry) -> dict:
         """A scikit-learn pipeline trained on the pinned training set, registered in MLflow as challenger."""
-        import pandas as pd
-
-        from mlops_platform.ml.metrics import score
-        from mlops_platform.ml.training import train
+        from mlops_platform.ml.metrics import metric_of
+        from mlops_platform.ml.training import predict, train
         from mlops_platform.serving.signature import landed_input_example
 
         # Only the train sample and the validation split are read, never the whole training set.
         train_rows, validation, sample = _train_and_validation(training_set, spec)
         pipeline = train(train_rows, spec)
-        metrics = {f"validation_{spec.metric}": score(pipeline, validation, spec)}
+        # The validation split is predicted once, for the metric and the profile's calibration.
+        validation_predicted = predict(pipeline, validation, spec) if len(validation) else validation.iloc[:0]
+        metrics = {f"validation_{spec.metric}": metric_of(validation_predicted, validation[spec.label], spec)}
         training_version = int(training_set.attrs["delta_versions"]["all"])
-        used = pd.concat([train_rows, validation], ignore_index=True)
         tags = {
             "mlops.spec": spec.name,
             "dagster.run_id": context.run.run_id,
@@ -81,7 +77,8 @@ def build_model(stage: Stage) -> dg.AssetsDefinition:
         reason = context.run.tags.get(RETRAIN_REASON_RUN_TAG)
         if reason:
             tags[RETRAIN_REASON_MLFLOW_TAG] = reason
-        profile = reference_profile(pipeline, used, spec, metrics[f"validation_{spec.metric}"])
+        validation_metric = metrics[f"validation_{spec.metric}"]
+        profile = reference_profile(pipeline, train_rows, validation, validation_predicted, spec, validation_metric)
         record = registry.log_model(
             model_name=spec.registered_model_name,
             experiment=f"mlops/{spec.name}",

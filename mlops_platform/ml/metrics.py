@@ -13,28 +13,37 @@ from mlops_platform.specs.base import METRICS, ModelSpec
 
 def score(model: Any, frame: pd.DataFrame, spec: ModelSpec) -> float:
     """The spec's metric of ``model`` on ``frame`` (which holds features and the label)."""
+    from mlops_platform.ml.training import predict
+
+    if frame.empty:
+        raise ValueError(f"spec {spec.name!r}: cannot score {spec.metric} on an empty frame")
+    return metric_of(predict(model, frame, spec), frame[spec.label], spec)
+
+
+def metric_of(predicted: pd.DataFrame, y: pd.Series, spec: ModelSpec) -> float:
+    """The spec's metric of ``predicted`` (``training.predict``'s frame) against the labels ``y``, so a
+    caller that needs the predictions anyway does not ask the model twice."""
     from sklearn import metrics
 
-    x, y = frame[spec.feature_names], frame[spec.label]
-    if frame.empty:
+    if predicted.empty:
         raise ValueError(f"spec {spec.name!r}: cannot score {spec.metric} on an empty frame")
     name = spec.metric
     if name in ("roc_auc", "log_loss"):
         if y.nunique() < 2:
             raise ValueError(f"spec {spec.name!r}: {name} needs both classes in the scored rows")
-        proba = model.predict_proba(x)[:, 1]
+        proba = predicted["probability"].to_numpy()
         return float(metrics.roc_auc_score(y, proba) if name == "roc_auc" else metrics.log_loss(y, proba))
-    predicted = model.predict(x)
+    classes = predicted["prediction"].to_numpy()
     if name == "accuracy":
-        return float(metrics.accuracy_score(y, predicted))
+        return float(metrics.accuracy_score(y, classes))
     if name == "f1":
-        return float(metrics.f1_score(y, predicted))
+        return float(metrics.f1_score(y, classes))
     if name == "r2":
-        return float(metrics.r2_score(y, predicted))
+        return float(metrics.r2_score(y, classes))
     if name == "rmse":
-        return float(np.sqrt(metrics.mean_squared_error(y, predicted)))
+        return float(np.sqrt(metrics.mean_squared_error(y, classes)))
     if name == "mae":
-        return float(metrics.mean_absolute_error(y, predicted))
+        return float(metrics.mean_absolute_error(y, classes))
     raise ValueError(f"unknown metric {name!r}; choose from {sorted(METRICS)}")
 
 
