@@ -100,6 +100,11 @@ def main() -> None:
         import mlflow  # noqa: F401
         import sklearn.linear_model  # noqa: F401
         import skops.io  # noqa: F401  (MLflow's model format; importing it costs ~1.7 s once per process)
+        from mlflow.utils.requirements_utils import _init_modules_to_packages_map
+
+        # Also once per process, like an import: the first model MLflow logs or loads maps every
+        # installed distribution to its modules to check the model's requirements (~0.6 s here).
+        _init_modules_to_packages_map()
 
         started = time.perf_counter()
         base = baseline(spec, settings.landing_root, days)
