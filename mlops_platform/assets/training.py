@@ -13,7 +13,9 @@ RETRAIN_REASON_RUN_TAG = "mlops/retrain_reason"
 RETRAIN_REASON_MLFLOW_TAG = "mlops.retrain_reason"
 
 
-def reference_profile(pipeline, train: Frame, validation: Frame, validation_predicted: Frame, spec, validation_metric):
+def reference_profile(
+    pipeline, train: Frame, validation: Frame, validation_predicted: Frame, spec, validation_metric: float
+):
     """The profile of the train rows and of the model's predictions on them, with the calibration of
     its validation predictions (``training.predict``'s frame for ``validation``); pure, see ml.profile."""
     from mlops_platform.ml.performance import calibration_curve

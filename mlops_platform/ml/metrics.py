@@ -33,17 +33,17 @@ def metric_of(predicted: pd.DataFrame, y: pd.Series, spec: ModelSpec) -> float:
             raise ValueError(f"spec {spec.name!r}: {name} needs both classes in the scored rows")
         proba = predicted["probability"].to_numpy()
         return float(metrics.roc_auc_score(y, proba) if name == "roc_auc" else metrics.log_loss(y, proba))
-    classes = predicted["prediction"].to_numpy()
+    point = predicted["prediction"].to_numpy()  # classes, or regression values
     if name == "accuracy":
-        return float(metrics.accuracy_score(y, classes))
+        return float(metrics.accuracy_score(y, point))
     if name == "f1":
-        return float(metrics.f1_score(y, classes))
+        return float(metrics.f1_score(y, point))
     if name == "r2":
-        return float(metrics.r2_score(y, classes))
+        return float(metrics.r2_score(y, point))
     if name == "rmse":
-        return float(np.sqrt(metrics.mean_squared_error(y, classes)))
+        return float(np.sqrt(metrics.mean_squared_error(y, point)))
     if name == "mae":
-        return float(metrics.mean_absolute_error(y, classes))
+        return float(metrics.mean_absolute_error(y, point))
     raise ValueError(f"unknown metric {name!r}; choose from {sorted(METRICS)}")
 
 
