@@ -8,11 +8,8 @@ request can skip pandas and the ColumnTransformer entirely. ``compile_pipeline``
 path with the sklearn pipeline on a sample, and the loader falls back to the pipeline when either fails.
 
 The estimator is compiled too where sklearn's own predict costs more than the arithmetic: a
-logistic or linear head is one dot product, and a HistGradientBoosting model's trees become flat node
-arrays walked level by level for every tree at once (``TreeEnsemble``). sklearn walks its 150 trees
-one Cython call each, about 6 us per tree whatever the batch size (0.9 ms for one row); the level walk
-takes 0.07 ms for one row and 0.8 ms for 100 (sklearn: 0.9 and 1.8 ms); from a few hundred rows sklearn's
-walk wins, so batches over 256 rows use it.
+logistic or linear head is one dot product, and a HistGradientBoosting model's trees are walked by
+one compiled loop over flat node arrays (``serving.trees``).
 """
 
 from __future__ import annotations
@@ -25,11 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from mlops_platform.serving.trees import TreeEnsemble, Unsupported, tree_ensemble
+
 TOLERANCE = 1e-9
-
-
-class Unsupported(ValueError):
-    """A pipeline step or setting the compiled path does not reproduce; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -93,124 +88,6 @@ _NO_FILL = object()
 
 
 @dataclass(frozen=True)
-class TreeEnsemble:
-    """A fitted HistGradientBoosting model's trees as flat node arrays.
-
-    Node ``i`` of tree ``t`` has the id ``2 * (t * width + i)``: ``children[id + 1]`` is its right child's
-    id and ``children[id]`` its left one's (a leaf's are its own), so a step is ``children[id + right]``.
-    A split sends a row right when its value is above the threshold (NaN: right when the split's missing
-    values go right), as sklearn's ``_predict_from_raw_data`` does. The trees are held shallowest first,
-    so a level only walks the trees deeper than it (the suffix from ``finished[level]`` on): 150 trees of
-    depth 19 at most and 11 on average walk 57% of the nodes a full walk would. Leaf values are then put
-    back in boosting order and summed from the baseline, as ``_raw_predict`` adds them, so the sum is
-    sklearn's to the last bit. ``ndarray.take`` gathers: for 100 rows it is twice as fast as indexing.
-    """
-
-    feature: np.ndarray  # by id: the feature index of each split (0 on leaves)
-    threshold: np.ndarray  # by id, float64
-    children: np.ndarray  # by id + (0 left, 1 right): the child's id
-    nan_right: np.ndarray  # by id, bool
-    value: np.ndarray  # by id: leaf values
-    roots: np.ndarray  # (trees,) root ids, shallowest tree first
-    finished: tuple[int, ...]  # per level: how many trees (of the shallowest first) have no split there
-    boosting_order: np.ndarray  # (trees,) position in ``roots`` of each tree, in boosting order
-    per_output: tuple[np.ndarray, ...]  # the boosting-order trees of each output column
-    baseline: np.ndarray  # (outputs,)
-    # Batches above this many rows go through the estimator's own predict (faster there, see above).
-    max_rows: int = 256
-
-    def raw(self, x: np.ndarray) -> np.ndarray:
-        """The raw predictions (n, outputs): baseline plus the leaf values, as ``_raw_predict``."""
-        n, width = x.shape
-        trees = len(self.roots)
-        flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
-        row_start = (np.arange(n, dtype=np.intp) * width)[:, None] if n > 1 else None
-        has_nan = bool(np.isnan(flat).any())
-        feature, threshold, children, value = self.feature, self.threshold, self.children, self.value
-        leaves = np.empty((n, trees), dtype=np.float64)
-        node = np.broadcast_to(self.roots, (n, trees))
-        done = 0
-        for finished in self.finished:
-            if finished > done:
-                leaves[:, done:finished] = value.take(node[:, : finished - done])
-                node, done = node[:, finished - done :], finished
-            where = feature.take(node)
-            if row_start is not None:
-                where += row_start
-            values = flat.take(where)
-            right = values > threshold.take(node)
-            if has_nan:
-                right |= np.isnan(values) & self.nan_right.take(node)
-            node = children.take(node + right)
-        leaves[:, done:] = value.take(node)
-        leaves = leaves[:, self.boosting_order]
-        out = np.empty((n, len(self.per_output)), dtype=np.float64)
-        for k, columns in enumerate(self.per_output):
-            terms = np.empty((n, len(columns) + 1), dtype=np.float64)
-            terms[:, 0] = self.baseline[k]
-            terms[:, 1:] = leaves[:, columns]
-            # cumsum adds left to right, in the order sklearn's loop adds the trees.
-            out[:, k] = np.cumsum(terms, axis=1)[:, -1]
-        return out
-
-
-def _tree_ensemble(estimator: Any, width: int) -> TreeEnsemble:
-    """The trees of a fitted HistGradientBoosting{Regressor,Classifier}; Unsupported for what the
-    level walk does not reproduce (native categorical splits, a feature count that does not match)."""
-    if getattr(estimator, "_preprocessor", None) is not None or getattr(estimator, "is_categorical_", None) is not None:
-        raise Unsupported(f"{type(estimator).__name__} with native categorical features")
-    if int(estimator.n_features_in_) != width:
-        raise Unsupported(
-            f"{type(estimator).__name__} expects {estimator.n_features_in_} features, the preprocessing makes {width}"
-        )
-    outputs = int(estimator.n_trees_per_iteration_)
-    predictors = [tree for iteration in estimator._predictors for tree in iteration]
-    if not predictors:
-        raise Unsupported(f"{type(estimator).__name__} has no trees")
-    size = max(len(tree.nodes) for tree in predictors)
-    ids = 2 * size * len(predictors)
-    feature = np.zeros(ids, dtype=np.intp)
-    threshold = np.zeros(ids, dtype=np.float64)
-    children = np.zeros(ids, dtype=np.intp)
-    nan_right = np.zeros(ids, dtype=bool)
-    value = np.zeros(ids, dtype=np.float64)
-    depths = np.zeros(len(predictors), dtype=np.intp)
-    for t, tree in enumerate(predictors):
-        nodes = tree.nodes
-        if nodes["is_categorical"].any():
-            raise Unsupported(f"{type(estimator).__name__}: a categorical split")
-        base = t * size
-        node_id = 2 * (base + np.arange(len(nodes), dtype=np.intp))
-        leaf = nodes["is_leaf"].astype(bool)
-        split_feature = nodes["feature_idx"].astype(np.intp)
-        if (split_feature[~leaf] >= width).any() or (split_feature[~leaf] < 0).any():
-            raise Unsupported(f"{type(estimator).__name__}: a split on a feature outside the matrix")
-        feature[node_id] = np.where(leaf, 0, split_feature)
-        threshold[node_id] = nodes["num_threshold"]
-        children[node_id] = np.where(leaf, node_id, 2 * (base + nodes["left"].astype(np.intp)))
-        children[node_id + 1] = np.where(leaf, node_id, 2 * (base + nodes["right"].astype(np.intp)))
-        nan_right[node_id] = ~nodes["missing_go_to_left"].astype(bool)
-        value[node_id] = nodes["value"]
-        depths[t] = int(nodes["depth"].max())
-    baseline = np.asarray(estimator._baseline_prediction, dtype=np.float64).reshape(-1)
-    if baseline.shape != (outputs,):
-        raise Unsupported(f"{type(estimator).__name__}: baseline of shape {baseline.shape} for {outputs} outputs")
-    shallow_first = np.argsort(depths, kind="stable")
-    return TreeEnsemble(
-        feature=feature,
-        threshold=threshold,
-        children=children,
-        nan_right=nan_right,
-        value=value,
-        roots=shallow_first.astype(np.intp) * (2 * size),
-        finished=tuple(int((depths <= level).sum()) for level in range(int(depths.max()))),
-        boosting_order=np.argsort(shallow_first, kind="stable").astype(np.intp),
-        per_output=tuple(np.arange(k, len(predictors), outputs, dtype=np.intp) for k in range(outputs)),
-        baseline=baseline,
-    )
-
-
-@dataclass(frozen=True)
 class CompiledModel:
     """The preprocessing as array blocks, and the estimator's own prediction on the resulting matrix."""
 
@@ -234,7 +111,7 @@ class CompiledModel:
             return np.column_stack([1.0 - p, p])
         if self.head == "linear":
             return x @ est.coef_ + est.intercept_
-        if self.trees is not None and n <= self.trees.max_rows:
+        if self.trees is not None:
             raw = self.trees.raw(x)
             # The estimator's own link: identity, exp, logistic or softmax, as its predict applies it.
             if self.classifier:
@@ -385,7 +262,7 @@ def compile_pipeline(pipeline: Any, numeric: Sequence[str], categorical: Sequenc
         raise Unsupported("the ColumnTransformer selects no column")
     classifier = hasattr(estimator, "predict_proba")
     head = _head(estimator, classifier)
-    trees = _tree_ensemble(estimator, sum(block.width for block in blocks)) if head == "trees" else None
+    trees = tree_ensemble(estimator, sum(block.width for block in blocks)) if head == "trees" else None
     return CompiledModel(blocks=tuple(blocks), estimator=estimator, head=head, classifier=classifier, trees=trees)
 
 
@@ -422,17 +299,12 @@ def verify(
     n: int,
 ) -> float:
     """The largest absolute difference between the compiled path and ``reference`` on ``data``: the
-    whole sample, each row alone (the request path's usual batch), and the sample repeated past the
-    batch size where a compiled estimator hands over to its own predict."""
+    whole sample, and each row alone (the request path's usual batch)."""
     want = np.asarray(reference(data, n), dtype=np.float64)
     worst = _difference(compiled.predict(data, n), want)
     for i in range(n):
         row = {name: values[i : i + 1] for name, values in data.items()}
         worst = max(worst, _difference(compiled.predict(row, 1), want[i : i + 1]))
-    if compiled.trees is not None:
-        times = compiled.trees.max_rows // max(n, 1) + 1
-        tiled = {name: list(values) * times for name, values in data.items()}
-        worst = max(worst, _difference(compiled.predict(tiled, n * times), np.concatenate([want] * times)))
     return worst
 
 
