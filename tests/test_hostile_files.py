@@ -191,6 +191,26 @@ def test_arrow_types_are_proven_per_column() -> None:
     assert len(problems) == 1 and problems[0].startswith("column 'a'")
 
 
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        (["x", None, float("nan")], None),  # text and missing values: string
+        ([None, None], None),  # all missing: null, written as string
+        (["x", b"y"], "column 'a' is written as binary"),  # bytes beside text: not text
+        (["x", 3], "column 'a' does not convert to string"),  # a number beside text
+        ([b"\xff"], "column 'a' does not convert to string"),  # bytes that are not UTF-8
+    ],
+)
+def test_text_columns_are_proven_in_one_conversion(values, problem) -> None:
+    """Text is converted once (its inference must give string or null); every other kind of value
+    beside the text is still refused, naming the column."""
+    problems = validation.prove_arrow_types(pd.DataFrame({"a": pd.Series(values, dtype=object)}), {"a": "string"})
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and problems[0].startswith(problem), problems
+
+
 def test_files_beyond_the_limits_are_refused_before_they_are_read(platform, delivery, monkeypatch) -> None:
     _with_limits(platform, max_file_bytes=200_000, max_rows=1_000, max_uncompressed_bytes=4 * 1024**2)
     folder = _folder(platform, delivery, DST_DAY)

@@ -253,8 +253,14 @@ def prove_arrow_types(frame: pd.DataFrame, schema: Mapping[str, str]) -> list[st
     for column, column_type in schema.items():
         expected = arrow_type(column_type)
         try:
-            pa.array(frame[column], type=expected, from_pandas=True)
-            inferred = pa.array(frame[column], from_pandas=True).type
+            if column_type == "string":
+                # Text is converted once: a column that infers as string (or null) converts to string.
+                inferred = pa.array(frame[column], from_pandas=True).type
+                if not (inferred == expected or pa.types.is_null(inferred)):
+                    pa.array(frame[column], type=expected, from_pandas=True)
+            else:
+                pa.array(frame[column], type=expected, from_pandas=True)
+                inferred = pa.array(frame[column], from_pandas=True).type
         except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
             problems.append(f"column {column!r} does not convert to {expected}: {_short(exc)}")
             continue
