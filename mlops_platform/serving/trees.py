@@ -7,7 +7,7 @@ request. Here the walk is one loop compiled by numba (made for exactly this: typ
 row by row and tree by tree: 0.007 ms for one row and 0.3 to 0.6 ms for 100.
 
 The loop adds the leaf values to the baseline in boosting order, as ``_raw_predict`` adds them, so the
-sum is sklearn's to the last bit; ``verify`` checks that on every version loaded. The compiled code is
+sum is sklearn's to the last bit (``verify`` compares it on every version loaded). The compiled code is
 cached on disk beside this module (or in numba's user cache when that is read-only); compiling it once
 takes about a second, paid when the first tree model is loaded, never on a request.
 """
