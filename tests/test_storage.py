@@ -14,6 +14,7 @@ from mlops_platform.storage.delta import (
     write_table,
 )
 from mlops_platform.storage.io_manager import DeltaIOManager, Lake, LineageError
+from mlops_platform.text import TEXT
 
 D1, D2 = dt.date(2026, 10, 1), dt.date(2026, 10, 2)
 
@@ -23,7 +24,7 @@ def _frame(day: dt.date, values: list[int]) -> pd.DataFrame:
         {
             "id": values,
             "ts": pd.to_datetime([f"{day} 10:00"] * len(values)),
-            "name": [f"n{v}" for v in values],
+            "name": pd.Series([f"n{v}" for v in values], dtype=TEXT),
             "day": [day] * len(values),
         }
     )

@@ -74,6 +74,7 @@ def _ingest_stream(
 
     from mlops_platform.ml.days import day_of
     from mlops_platform.ml.validation import InvalidFile
+    from mlops_platform.text import TEXT
 
     schema = spec.source.events if stream == "events" else spec.source.labels
     day_column = spec.event_timestamp if stream == "events" else spec.label_timestamp
@@ -94,7 +95,7 @@ def _ingest_stream(
                 continue
             reason = f"could not be read or validated: {type(exc).__name__}: {exc}"
         else:
-            frame[SOURCE_FILE_COLUMN] = file.name
+            frame[SOURCE_FILE_COLUMN] = pd.Series(file.name, index=frame.index, dtype=TEXT)
             frames.append(frame)
             ingested.append(file.name)
             continue
@@ -106,13 +107,15 @@ def _ingest_stream(
         combined = pd.concat(frames, ignore_index=True)
     else:
         combined = pd.DataFrame({c: pd.Series(dtype=_pandas_dtype(t)) for c, t in schema.items()})
-        combined[SOURCE_FILE_COLUMN] = pd.Series(dtype=object)
+        combined[SOURCE_FILE_COLUMN] = pd.Series(dtype=TEXT)
     combined[DAY_COLUMN] = day_of(combined[day_column]) if len(combined) else pd.Series(dtype=object)
     return combined, ingested, quarantined
 
 
-def _pandas_dtype(column_type: str) -> str:
-    return {"string": "object", "timestamp": "datetime64[ns]"}.get(column_type, column_type)
+def _pandas_dtype(column_type: str) -> Any:
+    from mlops_platform.text import TEXT
+
+    return {"string": TEXT, "timestamp": "datetime64[ns]"}.get(column_type, column_type)
 
 
 def _dedupe(frame: Frame, keys: list[str]) -> tuple[Frame, int]:

@@ -70,6 +70,8 @@ def score_rows(model, features: Frame, spec, version: str) -> Frame:
     """Keys, prediction (and probability), and the model version, for every feature row."""
     import pandas as pd
 
+    from mlops_platform.text import TEXT
+
     scored = features[[spec.entity_key, spec.event_timestamp, DAY_COLUMN]].copy()
     if len(features):
         from mlops_platform.ml.training import predict
@@ -82,5 +84,5 @@ def score_rows(model, features: Frame, spec, version: str) -> Frame:
         if spec.task == "classification":
             scored["probability"] = pd.Series(dtype="float64")
     scored["prediction"] = scored["prediction"].astype("float64")
-    scored["model_version"] = version
+    scored["model_version"] = pd.Series(version, index=scored.index, dtype=TEXT)
     return scored

@@ -12,6 +12,7 @@ import pandas as pd
 
 from mlops_platform.ml.days import day_of, within_days
 from mlops_platform.specs.base import ModelSpec
+from mlops_platform.text import TEXT, as_text
 
 SPLIT_COLUMN = "split"
 DAY_COLUMN = "day"
@@ -37,7 +38,7 @@ def assign_split(entity_ids: pd.Series) -> pd.Series:
     split = np.empty(len(buckets), dtype=object)
     for name, low, high in SPLIT_BOUNDS:
         split[(buckets >= low) & (buckets < high)] = name
-    return pd.Series(split, index=entity_ids.index, name=SPLIT_COLUMN)
+    return pd.Series(split, index=entity_ids.index, name=SPLIT_COLUMN).astype(TEXT)
 
 
 def window_bounds(labels: pd.DataFrame, spec: ModelSpec) -> tuple[dt.date, dt.date]:
@@ -89,8 +90,9 @@ def build_training_set(features: pd.DataFrame, labels: pd.DataFrame, spec: Model
     right = features.reindex(columns=[spec.entity_key, spec.event_timestamp, *spec.feature_names])
     for feature in spec.features:
         if feature.name not in features.columns:
-            right[feature.name] = right[feature.name].astype("float64" if feature.kind == "numeric" else object)
+            right[feature.name] = right[feature.name].astype("float64" if feature.kind == "numeric" else TEXT)
     right = right.rename(columns={spec.event_timestamp: "_feature_ts"}).sort_values("_feature_ts", kind="stable")
+    left, right = same_text_keys(left, right, spec.entity_key)
     joined = pd.merge_asof(
         left,
         right,
@@ -112,6 +114,15 @@ def build_training_set(features: pd.DataFrame, labels: pd.DataFrame, spec: Model
         labels_superseded=int(superseded[in_window].sum()),
         labels_without_features=len(left) - len(joined),
     )
+
+
+def same_text_keys(left: pd.DataFrame, right: pd.DataFrame, key: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both frames with ``key`` as TEXT when one side holds it as TEXT and the other as Python strings:
+    ``merge_asof`` refuses keys of two dtypes, and text read from Delta and text a caller built are the same."""
+    dtypes = (left[key].dtype, right[key].dtype)
+    if dtypes[0] == dtypes[1] or TEXT not in dtypes:
+        return left, right
+    return left.assign(**{key: as_text(left[key])}), right.assign(**{key: as_text(right[key])})
 
 
 def point_in_time_join(features: pd.DataFrame, labels: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
@@ -246,7 +257,7 @@ class StreamedTrainingSet:
         right = features.reindex(columns=columns)
         for feature in spec.features:
             if feature.name not in features.columns:
-                right[feature.name] = right[feature.name].astype("float64" if feature.kind == "numeric" else object)
+                right[feature.name] = right[feature.name].astype("float64" if feature.kind == "numeric" else TEXT)
         return right.rename(columns={spec.event_timestamp: "_feature_ts"}).sort_values("_feature_ts", kind="stable")
 
     def _window_labels(self, batch: list[dt.date]) -> pd.DataFrame:
@@ -272,6 +283,7 @@ class StreamedTrainingSet:
     def _join_and_rest(self, left: pd.DataFrame, right: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The labels of ``left`` joined with their feature rows in ``right``, and the labels left without."""
         spec = self.spec
+        left, right = same_text_keys(left, right, spec.entity_key)
         joined = pd.merge_asof(
             left,
             right,

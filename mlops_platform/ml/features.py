@@ -6,6 +6,7 @@ import pandas as pd
 
 from mlops_platform.ml.days import day_of
 from mlops_platform.specs.base import ModelSpec
+from mlops_platform.text import TEXT, as_text, column_values
 
 DAY_COLUMN = "day"
 
@@ -14,7 +15,7 @@ def compute_features(raw: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
     """Key columns (entity, event time, day) plus every feature of the spec, in spec order."""
     out = pd.DataFrame(
         {
-            spec.entity_key: raw[spec.entity_key].to_numpy(),
+            spec.entity_key: column_values(raw[spec.entity_key]),
             spec.event_timestamp: raw[spec.event_timestamp].to_numpy(),
         }
     )
@@ -29,10 +30,11 @@ def compute_features(raw: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
             raise ValueError(
                 f"feature {feature.name!r} of spec {spec.name!r} returned {len(values)} values for {len(raw)} rows"
             )
-        out[feature.name] = pd.Series(values).to_numpy()
+        values = pd.Series(values)
         if feature.kind == "categorical":
-            out[feature.name] = out[feature.name].astype(object)
+            text = as_text(values)
+            out[feature.name] = column_values(text) if text.dtype == TEXT else values.to_numpy().astype(object)
         else:
-            out[feature.name] = pd.to_numeric(out[feature.name]).astype("float64")
+            out[feature.name] = pd.to_numeric(values.to_numpy()).astype("float64")
     out[DAY_COLUMN] = day_of(out[spec.event_timestamp])
     return out

@@ -20,6 +20,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from mlops_platform.text import object_values
+
 SCHEMA_VERSION = 1
 GRID_SIZE = 1000
 # Midpoints of GRID_SIZE equal slices of [0, 1]: the mean of |q_ref - q_cur| over them is W1.
@@ -88,7 +90,7 @@ def numeric_values(series: pd.Series) -> np.ndarray:
 
 
 def categorical_values(series: pd.Series) -> pd.Series:
-    return series.dropna().astype(str)
+    return object_values(series.dropna()).astype(str)
 
 
 def quantiles(values: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_platform.specs.base import ModelSpec
+from mlops_platform.text import objects
 
 
 def build_pipeline(spec: ModelSpec) -> Any:
@@ -43,8 +44,8 @@ def build_pipeline(spec: ModelSpec) -> Any:
 
 
 def features_and_target(frame: pd.DataFrame, spec: ModelSpec) -> tuple[pd.DataFrame, pd.Series]:
-    """The model's input columns (in spec order) and its target."""
-    return frame[spec.feature_names], frame[spec.label]
+    """The model's input columns (in spec order, text as Python strings) and its target."""
+    return objects(frame[spec.feature_names]), frame[spec.label]
 
 
 def canonical_order(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
@@ -71,7 +72,7 @@ def predict(model: Any, frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
     A classifier is asked once, for probabilities; its predicted class is derived from them exactly as
     scikit-learn's own ``predict`` does (the most probable class).
     """
-    inputs = frame[spec.feature_names]
+    inputs = objects(frame[spec.feature_names])
     if spec.task != "classification":
         return pd.DataFrame({"prediction": model.predict(inputs)}, index=frame.index)
     proba = model.predict_proba(inputs)

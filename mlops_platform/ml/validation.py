@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from mlops_platform.ml.days import within_days
+from mlops_platform.text import TEXT, pandas_type
 
 SUPPORTED_SUFFIXES = (".parquet", ".csv")
 MESSAGE_LIMIT = 200  # characters of one underlying error message quoted in a reason
@@ -127,7 +128,7 @@ def read_landed_file(
                 parquet = _check_parquet_metadata(handle, limits)
                 if schema is not None:
                     _check_columns(list(parquet.schema_arrow.names), schema)
-                return parquet.read().to_pandas()
+                return parquet.read().to_pandas(types_mapper=pandas_type)
             return _read_csv(handle, limits)
         except InvalidFile:
             raise
@@ -205,7 +206,7 @@ def _convert(series: pd.Series, column_type: str) -> pd.Series:
         if kind not in ("string", "empty"):
             # Lists, bytes, numbers in an object column would fail (or change type) in the Arrow write.
             raise TypeError(f"expected text, found {kind} values")
-        return series.astype(object)
+        return series if series.dtype == TEXT else series.astype(TEXT)
     if column_type == "timestamp":
         return _to_utc_naive(series)
     if column_type == "bool":
@@ -256,6 +257,8 @@ def prove_arrow_types(frame: pd.DataFrame, schema: Mapping[str, str]) -> list[st
             if column_type == "string":
                 # Text is converted once: a column that infers as string (or null) converts to string.
                 inferred = pa.array(frame[column], from_pandas=True).type
+                if pa.types.is_large_string(inferred):  # how pandas holds its Arrow-backed text
+                    inferred = expected
                 if not (inferred == expected or pa.types.is_null(inferred)):
                     pa.array(frame[column], type=expected, from_pandas=True)
             else:

@@ -195,6 +195,11 @@ def _landed_series(values: list[Any], kind: str) -> Any:
         return pd.Series(values, dtype="int64") if None not in values else pd.Series(values, dtype="float64")
     if kind == "double":
         return pd.Series(values, dtype="float64")
+    if kind == "string":
+        from mlops_platform.text import TEXT
+
+        # Text as the features asset's compute functions see it (conform's dtype): no training/serving skew.
+        return pd.Series(values, dtype=TEXT)
     return pd.Series(values, dtype=object)
 
 

@@ -19,6 +19,8 @@ def landed_input_example(frame: Any, spec: Any, rows: int = 5) -> Any:
     """
     import pandas as pd
 
+    from mlops_platform.text import objects
+
     names = list(spec.feature_names)
     integer = [f.name for f in spec.features if f.compute is None and spec.source.events.get(f.name) == "int64"]
     example = frame[names]
@@ -29,4 +31,5 @@ def landed_input_example(frame: Any, spec: Any, rows: int = 5) -> Any:
     for name in integer:
         if example[name].notna().all() and (example[name] % 1 == 0).all():
             example[name] = example[name].astype("int64")
-    return pd.DataFrame(example).reset_index(drop=True)
+    # Text as Python strings, the way a client's JSON arrives (MLflow infers the same string type).
+    return objects(pd.DataFrame(example).reset_index(drop=True))

@@ -468,15 +468,25 @@ def read_table(
         if days is not None:
             day_list = sorted(set(days))
             if not day_list:
-                return schema.empty_table().to_pandas(coerce_temporal_nanoseconds=True)
+                return to_frame(schema.empty_table())
             literals = ", ".join(f"DATE '{d.isoformat()}'" for d in day_list)
             conditions.append(f"{DAY_COLUMN} IN ({literals})")
         selected = "*" if columns is None else ", ".join(f'"{name}"' for name in schema.names)
         query = f"SELECT {selected} FROM t" + (f" WHERE {' AND '.join(conditions)}" if conditions else "")
         result = _query(table, query).read_all()
-    # Delta stores microseconds; hand back the nanosecond dtype pandas wrote, converted in the same pass
-    # (an astype afterwards copies every timestamp column a second time).
-    return result.select(schema.names).to_pandas(coerce_temporal_nanoseconds=True)
+    return to_frame(result.select(schema.names))
+
+
+def to_frame(table) -> pd.DataFrame:
+    """A pandas frame of an Arrow table read from Delta, with the dtypes pandas wrote.
+
+    Delta stores microseconds: timestamps come back with the nanosecond dtype pandas wrote, converted in
+    the same pass (an astype afterwards copies every timestamp column a second time). Text stays Arrow
+    text (``mlops_platform.text.TEXT``): no Python string is built per value.
+    """
+    from mlops_platform.text import pandas_type
+
+    return table.to_pandas(coerce_temporal_nanoseconds=True, types_mapper=pandas_type)
 
 
 def _query(table, sql: str):
@@ -718,7 +728,7 @@ class PinnedTable:
 def _batches_frame(batches: list, schema) -> pd.DataFrame:
     import pyarrow as pa
 
-    return pa.Table.from_batches(batches).select(schema.names).to_pandas(coerce_temporal_nanoseconds=True)
+    return to_frame(pa.Table.from_batches(batches).select(schema.names))
 
 
 @dataclass

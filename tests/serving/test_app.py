@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 
 from mlops_platform.ml.training import predict
@@ -58,7 +59,7 @@ def test_every_protocol_answers_the_pipeline_prediction_and_names_the_version(se
         {
             "name": c,
             "shape": [len(rows)],
-            "datatype": "BYTES" if rows[c].dtype == object else "FP64",
+            "datatype": "FP64" if pd.api.types.is_numeric_dtype(rows[c]) else "BYTES",
             "data": rows[c].tolist(),
         }
         for c in rows.columns
