@@ -135,3 +135,21 @@ def churn_landed_frames():
     labels = conform(labels, spec.source.labels, day=day, day_column="label_ts", key_columns=("customer_id",))
     labels["day"] = day
     return compute_features(events, spec), labels
+
+
+def test_a_parquet_file_with_categorical_columns_is_read_as_its_values(tmp_path):
+    """pandas writes ``astype("category")`` columns dictionary-encoded; they were quarantined as
+    "expected text, found categorical values"."""
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["C1", "C2", "C3"],
+            "event_ts": pd.to_datetime(["2026-10-01 01:00", "2026-10-01 02:00", "2026-10-01 03:00"]),
+            "plan": pd.Categorical(["basic", None, "basic"]),
+            "n": pd.Categorical([1, 2, 2]),
+        }
+    )
+    path = tmp_path / "events-1.parquet"
+    frame.to_parquet(path)
+    typed = conform(read_landed_file(path), SCHEMA, day=DAY, day_column="event_ts", key_columns=("customer_id",))
+    assert typed["plan"].dtype == TEXT and typed["plan"].isna().tolist() == [False, True, False]
+    assert typed["n"].dtype == "int64" and typed["n"].tolist() == [1, 2, 2]

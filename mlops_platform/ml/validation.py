@@ -128,12 +128,24 @@ def read_landed_file(
                 parquet = _check_parquet_metadata(handle, limits)
                 if schema is not None:
                     _check_columns(list(parquet.schema_arrow.names), schema)
-                return parquet.read().to_pandas(types_mapper=pandas_type)
+                return _decoded(parquet.read()).to_pandas(types_mapper=pandas_type)
             return _read_csv(handle, limits)
         except InvalidFile:
             raise
         except Exception as exc:
             raise InvalidFile(f"unreadable {suffix[1:]} file: {_short(exc)}") from exc
+
+
+def _decoded(table: Any) -> Any:
+    """``table`` with its dictionary-encoded columns as plain values: pandas writes a categorical column
+    (``astype("category")``) to Parquet so, and it is text or numbers like any other."""
+    import pyarrow as pa
+
+    for index, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            values = table.column(index).cast(field.type.value_type)
+            table = table.set_column(index, pa.field(field.name, field.type.value_type), values)
+    return table
 
 
 def _read_csv(handle: Any, limits: FileLimits) -> pd.DataFrame:
