@@ -200,6 +200,8 @@ def _landed_series(values: list[Any], kind: str) -> Any:
 
         # Text as the features asset's compute functions see it (conform's dtype): no training/serving skew.
         return pd.Series(values, dtype=TEXT)
+    if kind == "boolean" and None not in values:
+        return pd.Series(values, dtype=bool)  # as conform types it: `~` on Python bools gives -1 and -2
     return pd.Series(values, dtype=object)
 
 

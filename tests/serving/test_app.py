@@ -447,3 +447,22 @@ def test_thread_pools_are_capped_at_startup_never_raised() -> None:
     assert set(seen["limited"].values()) == {1}
     assert seen["restored"] == seen["before"]
     assert seen["raised"] is None  # a cap above the CPUs the process may use changes nothing
+
+
+def test_landed_columns_reach_the_feature_functions_with_the_dtypes_ingestion_gives() -> None:
+    """No skew in what a spec's ``compute`` sees: a row sent as it landed is typed as ``conform`` types it
+    (a bool column as bools: ``~`` on Python bools in an object column gives -1 and -2)."""
+    import datetime as dt
+
+    from mlops_platform.ml.validation import conform
+    from mlops_platform.serving.model import _landed_series
+    from mlops_platform.serving.schema import LANDED_TYPES
+
+    schema = {"id": "string", "ts": "timestamp", "n": "int64", "x": "float64", "flag": "bool"}
+    values = {"id": ["a", "b"], "ts": ["2026-10-01T01:00:00", "2026-10-01T02:00:00"], "n": [1, 2], "x": [0.5, 1.5]}
+    values["flag"] = [True, False]
+    landed = pd.DataFrame({name: [str(v) for v in column] for name, column in values.items()})
+    ingested = conform(landed, schema, day=dt.date(2026, 10, 1), day_column="ts", key_columns=("id",))
+    served = pd.DataFrame({name: _landed_series(values[name], LANDED_TYPES[kind]) for name, kind in schema.items()})
+    assert served.dtypes.to_dict() == ingested.dtypes.to_dict()
+    assert (~served["flag"]).tolist() == [False, True]
