@@ -10,7 +10,8 @@ the cloud tests start them. Three ways, each timed write then read, the median o
 - parquet:   pyarrow: Table.from_pandas + parquet.write_table, then parquet.read_table().to_pandas()
 
 Prints the ratios measured in this run (goal: platform <= 1.10 x deltalake) and whether each way
-returns the pandas dtypes that were written (goal: the platform does).
+returns the pandas dtypes that were written (goal: the platform does, with text as pandas' Arrow-backed
+``str``, which it hands back by design).
 
     python benchmarks/delta_io.py                      # the full run (several minutes on 2 cores)
     python benchmarks/delta_io.py --smoke              # 20,000 rows, one repeat, seconds
@@ -39,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests/cloud/servers.py starts the storage servers
 
 from mlops_platform.exit_guard import exit_now  # noqa: E402
+from mlops_platform.text import TEXT  # noqa: E402
 
 STORAGES = ("local", "s3", "azure")
 BUCKET = "bench"
@@ -203,10 +205,18 @@ class RawParquet:
         return pq.read_table(str(handle), filesystem=self.storage.arrow_fs).to_pandas()
 
 
-def dtype_mismatches(written: pd.DataFrame, read: pd.DataFrame) -> list[str]:
+def dtype_mismatches(written: pd.DataFrame, read: pd.DataFrame, text: object = None) -> list[str]:
+    """Columns whose dtype differs from the one written; with ``text``, object text is expected back as it."""
     if list(read.columns) != list(written.columns):
         return ["column order or names differ"]
-    return [f"{c}: {written[c].dtype} -> {read[c].dtype}" for c in written.columns if read[c].dtype != written[c].dtype]
+
+    def expected(column: str) -> object:
+        dtype = written[column].dtype
+        is_text = text is not None and pd.api.types.is_object_dtype(dtype)
+        is_text = is_text and pd.api.types.infer_dtype(written[column]) == "string"
+        return text if is_text else dtype
+
+    return [f"{c}: {written[c].dtype} -> {read[c].dtype}" for c in written.columns if read[c].dtype != expected(c)]
 
 
 def bench_storage(storage: Storage, frame: pd.DataFrame, repeat: int) -> dict[str, dict[str, object]]:
@@ -229,7 +239,8 @@ def bench_storage(storage: Storage, frame: pd.DataFrame, repeat: int) -> dict[st
                 read = way.read(source)
                 timings[way.name]["read"].append(time.perf_counter() - started)
                 assert len(read) == len(frame), f"{way.name} read {len(read)} rows of {len(frame)}"
-                mismatches[way.name] = dtype_mismatches(frame, read)
+                # The platform hands text back Arrow-backed (mlops_platform.text.TEXT), by design.
+                mismatches[way.name] = dtype_mismatches(frame, read, TEXT if way.name == "platform" else None)
                 del read
                 gc.collect()
         for way in ways:
