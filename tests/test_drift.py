@@ -87,7 +87,9 @@ def test_small_day_threshold_rises_to_the_noise_level(reference) -> None:
     _, profile = reference
     rng = np.random.default_rng(4)
     small = {c.column: c for c in compare(profile, _day(rng, 60)).columns}
-    assert small["x"].warn_at > 0.1 and small["x"].warn_at == pytest.approx(profile.noise_at("x", 60))
+    # The bootstrap noise at 60 rows, widened for the reference's own sampling error (20,000 rows: a little).
+    widened = profile.noise_at("x", 60) * np.sqrt(1 + 60 / 20_000)
+    assert small["x"].warn_at > 0.1 and small["x"].warn_at == pytest.approx(widened)
     large = {c.column: c for c in compare(profile, _day(rng, 20_000)).columns}
     assert large["x"].warn_at == 0.1 and large["x"].error_at == 0.2
 
@@ -262,3 +264,81 @@ def test_chart_reads_at_a_glance_for_every_kind_of_column(reference) -> None:
     piped = build_profile(pd.DataFrame({"c": ["a|b"] * 10 + ["c"] * 10}), {"c": "categorical"}, None)
     assert "| a\\|b |" in chart(piped.columns["c"], pd.Series(["a|b", "new|one"]))
     assert chart(profile.columns["__prediction__"], pd.Series(rng.random(100))).startswith("**prediction**")
+
+
+def test_excluded_features_are_not_scored_and_a_spec_names_only_its_features() -> None:
+    """A weekend flag is one value all day: against a reference of many days it always drifts."""
+    import datetime as dt
+
+    import pydantic
+
+    from mlops_platform.ml.features import compute_features
+    from mlops_platform.specs import get_spec
+    from mlops_platform.specs.base import ModelSpec, MonitoringPolicy
+
+    spec = get_spec("delivery_eta")
+    week = [spec.source.generator(dt.date(2026, 10, 1) + dt.timedelta(days=i), 1, 0.0, 300)[0] for i in range(7)]
+    reference = compute_features(pd.concat(week, ignore_index=True), spec)
+    profile = build_profile(reference, {f.name: f.kind for f in spec.features})
+    saturday = compute_features(spec.source.generator(dt.date(2026, 10, 10), 1, 0.0, 300)[0], spec)
+    scored = compare(profile, saturday)
+    assert {c.column: c.decision for c in scored.columns}["is_weekend"] == "error"
+    excluded = compare(profile, saturday, exclude=spec.monitoring.drift_exclude)
+    assert "is_weekend" not in {c.column for c in excluded.columns}
+    assert {c.column for c in excluded.columns} == {f.name for f in spec.features} - {"is_weekend"}
+    with pytest.raises(pydantic.ValidationError, match=r"drift_exclude names no feature: \['weekend'\]"):
+        ModelSpec.model_validate({**dict(spec), "monitoring": MonitoringPolicy(drift_exclude=("weekend",))})
+
+
+def test_the_performance_check_allows_for_sampling_noise_but_not_for_real_decay() -> None:
+    """150 labels cannot tell an MAE of 4.0 from one of 3.4; 2,000 labels of a model twice as wrong can."""
+    from mlops_platform.ml.performance import metric_noise, realised_metric, within_tolerance, worse_by
+
+    rng = np.random.default_rng(7)
+
+    def day(rows: int, error_sd: float) -> tuple[float, float | None]:
+        label = rng.normal(30, 8, rows)
+        prediction = label + rng.normal(0, error_sd, rows)
+        return realised_metric("mae", label, prediction, None), metric_noise("mae", label, prediction, None)
+
+    validation, validation_se = day(200, 4.0)
+    small, small_se = day(150, 4.6)  # 15% worse: the delivery model's second day in the simulation
+    passed, noise = within_tolerance(worse_by(small, validation, False), 0.5, small_se, validation_se)
+    assert passed and noise > 0.5, (small, validation, noise)
+    decayed, decayed_se = day(2_000, 8.0)
+    passed, noise = within_tolerance(worse_by(decayed, validation, False), 0.5, decayed_se, validation_se)
+    assert not passed, (decayed, validation, noise)
+    # Without noise on either side the tolerance alone decides, as before.
+    assert within_tolerance(0.4, 0.5, None, None) == (True, 0.0)
+    assert within_tolerance(0.6, 0.5, None, None) == (False, 0.0)
+
+
+def test_metric_noise_is_the_standard_error_of_the_metric() -> None:
+    from mlops_platform.ml.performance import metric_noise
+
+    rng = np.random.default_rng(3)
+    label = (rng.random(4_000) < 0.5).astype(int)
+    prediction = np.where(rng.random(4_000) < 0.8, label, 1 - label)  # 80% accurate
+    se = metric_noise("accuracy", label, prediction, None)
+    assert se is not None and abs(se - np.sqrt(0.8 * 0.2 / 4_000)) < 0.002
+    small = metric_noise("accuracy", label[:400], prediction[:400], None)
+    assert small is not None and 2.5 < small / se < 4.0  # about sqrt(10) times larger with a tenth of the rows
+    one_class = np.ones(50, dtype=int)
+    assert metric_noise("roc_auc", one_class, one_class, np.full(50, 0.7)) is None
+
+
+def test_a_small_reference_does_not_make_undrifted_days_drift() -> None:
+    """A reference of 100 rows is off by its own sampling error: days of 150 rows from the same
+    distribution must not fail for it (4% of such days did before the two-sample noise)."""
+    rng = np.random.default_rng(5)
+
+    def distances(n: int) -> pd.DataFrame:  # skewed and rounded, like delivery_eta's distance_km
+        return pd.DataFrame({"x": np.clip(rng.gamma(2.0, 1.6, n), 0.2, 25).round(2)})
+
+    decisions = []
+    for _ in range(150):
+        profile = build_profile(distances(100), {"x": "numeric"}, seed=int(rng.integers(1 << 30)))
+        decisions.append(compare(profile, distances(150)).columns[0].decision)
+    assert decisions.count("error") == 0, decisions.count("error")
+    moved = distances(150) + 2.0  # a real shift is still an error
+    assert compare(build_profile(distances(100), {"x": "numeric"}), moved).columns[0].decision == "error"

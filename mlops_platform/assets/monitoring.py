@@ -107,7 +107,8 @@ def build_drift(stage: Stage) -> dg.AssetsDefinition:
                 prediction_profile = load_profile(registry, spec.registered_model_name, scored_by[0])
             except MissingProfileError as exc:
                 prediction, prediction_note = None, f"prediction drift not measured: {exc}"
-        report = compare(profile, features, prediction, _thresholds(stage), prediction_profile)
+        excluded = spec.monitoring.drift_exclude
+        report = compare(profile, features, prediction, _thresholds(stage), prediction_profile, exclude=excluded)
         charts = [
             chart(
                 prediction_profile.columns[PREDICTION] if c.column == "prediction" else profile.columns[c.column],
@@ -116,6 +117,8 @@ def build_drift(stage: Stage) -> dg.AssetsDefinition:
             for c in report.drifted
         ]
         summary = report.summary() + (f"; {prediction_note}" if prediction_note else "")
+        if excluded:
+            summary += f"; not scored (monitoring.drift_exclude): {', '.join(excluded)}"
         metadata = {
             "rows": report.rows,
             "decision": report.decision,
@@ -216,15 +219,22 @@ def build_performance(stage: Stage) -> dg.AssetsDefinition:
     ):
         """The day's realised metric once labels land, the CBPE estimate before, against validation."""
         from mlops_platform.ml.days import within_days
-        from mlops_platform.ml.performance import estimate_metric, match_labels, realised_metric, worse_by
+        from mlops_platform.ml.performance import (
+            estimate_metric,
+            match_labels,
+            metric_noise,
+            realised_metric,
+            within_tolerance,
+            worse_by,
+        )
 
         day = dt.date.fromisoformat(context.partition_key)
         labels, labels_versions = _landed_labels(context, lake, labels_key, day, delay)
         events = labels[within_days(labels[spec.event_timestamp], day, day)] if len(labels) else labels
         scored_by = _versions(predictions)
         version = scored_by[0] if scored_by else None
-        validation, calibration, version_note = (
-            _validation_of(registry, spec, version) if version else (None, None, None)
+        validation, calibration, validation_se, version_note = (
+            _validation_of(registry, spec, version) if version else (None, None, 0.0, None)
         )
         estimated = None
         if spec.task == "classification" and len(predictions):
@@ -236,7 +246,7 @@ def build_performance(stage: Stage) -> dg.AssetsDefinition:
             frame, unmatched, label_days = matched.frame, matched.labels_without_prediction, matched.label_days
         else:
             frame, unmatched, label_days = predictions.iloc[:0], 0, ()
-        realised, why = None, None
+        realised, why, noise = None, None, None
         if len(frame):
             try:
                 realised = realised_metric(
@@ -259,11 +269,19 @@ def build_performance(stage: Stage) -> dg.AssetsDefinition:
             description = f"model version {version} records no validation {spec.metric}: nothing to compare with"
         elif realised is not None:
             gap = worse_by(realised, validation, spec.greater_is_better)
-            passed = gap <= tolerance
+            # Sampling noise of both metrics: a small day (or a small validation split) is no evidence.
+            realised_se = metric_noise(
+                spec.metric,
+                frame[spec.label].to_numpy(),
+                frame["prediction"].to_numpy(),
+                frame["probability"].to_numpy() if "probability" in frame else None,
+            )
+            passed, noise = within_tolerance(gap, tolerance, realised_se, validation_se)
             status, severity = ("ok" if passed else "error"), dg.AssetCheckSeverity.ERROR
             description = (
                 f"realised {spec.metric} {realised:.4f} over {len(frame)} labels vs validation {validation:.4f}: "
-                f"worse by {gap:.4f} ({'within' if passed else 'beyond'} tolerance {tolerance})"
+                f"worse by {gap:.4f} ({'within' if passed else 'beyond'} tolerance {tolerance} "
+                f"+ sampling noise {noise:.4f})"
             )
             if estimated is not None:
                 description += f"; estimated before labels {estimated:.4f}"
@@ -296,6 +314,7 @@ def build_performance(stage: Stage) -> dg.AssetsDefinition:
             f"realised_{spec.metric}": None if realised is None else dg.MetadataValue.float(realised),
             f"estimated_{spec.metric}": None if estimated is None else dg.MetadataValue.float(estimated),
             f"validation_{spec.metric}": None if validation is None else dg.MetadataValue.float(validation),
+            "sampling_noise": None if noise is None else dg.MetadataValue.float(noise),
             "estimate_error": None
             if realised is None or estimated is None
             else dg.MetadataValue.float(estimated - realised),
@@ -336,7 +355,8 @@ def _versions(predictions) -> list[str]:
 
 
 def _validation_of(registry: MlflowRegistry, spec, version: str):
-    """(validation metric, calibration curve, note) of a model version, from its profile or its MLflow run.
+    """(validation metric, calibration curve, the metric's standard error, note) of a model version, from
+    its profile or its MLflow run (a standard error of 0 when the profile records none).
 
     A version trained before reference profiles existed still has its validation metric on its run;
     its estimate is then uncalibrated, and the note says so.
@@ -349,8 +369,8 @@ def _validation_of(registry: MlflowRegistry, spec, version: str):
         client = registry.client()
         run_id = client.get_model_version(spec.registered_model_name, version).run_id
         metric = client.get_run(run_id).data.metrics.get(f"validation_{spec.metric}")
-        return metric, None, f"{exc}; validation {spec.metric} read from its MLflow run, estimate uncalibrated"
-    return profile.validation_metric, profile.calibration, None
+        return metric, None, 0.0, f"{exc}; validation {spec.metric} read from its MLflow run, estimate uncalibrated"
+    return profile.validation_metric, profile.calibration, profile.validation_metric_se or 0.0, None
 
 
 def _landed_labels(context, lake: Lake, labels_key: dg.AssetKey, day: dt.date, delay: int):

@@ -18,15 +18,19 @@ def reference_profile(
 ):
     """The profile of the train rows and of the model's predictions on them, with the calibration of
     its validation predictions (``training.predict``'s frame for ``validation``); pure, see ml.profile."""
-    from mlops_platform.ml.performance import calibration_curve
+    from mlops_platform.ml.performance import calibration_curve, metric_noise
     from mlops_platform.ml.profile import build_profile
     from mlops_platform.ml.training import predict
 
     predicted = predict(pipeline, train, spec)
-    calibration = None
-    if spec.task == "classification" and len(validation):
-        probability = validation_predicted["probability"].to_numpy()
-        calibration = calibration_curve(probability, validation[spec.label].to_numpy())
+    calibration, noise = None, None
+    if len(validation):
+        probability = validation_predicted["probability"].to_numpy() if spec.task == "classification" else None
+        label = validation[spec.label].to_numpy()
+        # How far the validation metric itself may be off: the performance check allows for it.
+        noise = metric_noise(spec.metric, label, validation_predicted["prediction"].to_numpy(), probability)
+        if probability is not None:
+            calibration = calibration_curve(probability, label)
     return build_profile(
         train,
         {f.name: f.kind for f in spec.features},
@@ -34,6 +38,7 @@ def reference_profile(
         metric=spec.metric,
         validation_metric=validation_metric,
         calibration=calibration,
+        validation_metric_se=noise,
     )
 
 

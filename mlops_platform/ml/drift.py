@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -155,6 +155,17 @@ def _null_limit(reference_rate: float, n: int, threshold: float) -> float:
     return max(threshold, 4 * math.sqrt(p * (1 - p) / max(n, 1)))
 
 
+def _two_sample(reference: ColumnProfile, n: int) -> float:
+    """How much more noise a day of ``n`` values scores against a reference that is itself a sample.
+
+    The bootstrap noise resamples the reference, so it treats the reference as the truth; but a reference
+    of a few hundred values is off by its own sampling error too, and the variance of a difference of two
+    samples is the sum of both: sqrt(1 + n / reference values). About 1 for a reference of many days.
+    """
+    values = reference.rows * (1 - reference.null_rate)
+    return math.sqrt(1 + n / values) if values >= 1 else 1.0
+
+
 def column_drift(
     reference: ColumnProfile, series: pd.Series, profile: ReferenceProfile, thresholds: Thresholds
 ) -> ColumnDrift:
@@ -174,7 +185,7 @@ def column_drift(
         cats = categorical_values(series)
         n = len(cats)
     null_current = 1 - n / rows if rows else 0.0
-    noise = profile.noise_at(noise_key, n) if n else math.inf
+    noise = profile.noise_at(noise_key, n) * _two_sample(reference, n) if n else math.inf
     warn_at, error_at = max(thresholds.warn, noise), max(thresholds.error, noise)
     base = dict(
         column=reference.name,
@@ -230,17 +241,20 @@ def compare(
     prediction: pd.Series | None = None,
     thresholds: Thresholds | None = None,
     prediction_profile: ReferenceProfile | None = None,
+    exclude: Iterable[str] = (),
 ) -> DriftReport:
-    """Drift of every profiled feature (and of the prediction when given) of one day's rows.
+    """Drift of every profiled feature but those in ``exclude`` (and of the prediction when given) of one
+    day's rows.
 
     ``prediction_profile`` is the profile of the model version that made the predictions when it is
     not ``profile``'s (a prediction is compared with what its own model predicted on its train split).
     """
     thresholds = thresholds or Thresholds()
-    missing = [name for name in profile.features if name not in features.columns]
+    scored = [name for name in profile.features if name not in set(exclude)]
+    missing = [name for name in scored if name not in features.columns]
     if missing:
         raise ValueError(f"the day's features lack profiled column(s) {missing}")
-    results = [column_drift(profile.columns[name], features[name], profile, thresholds) for name in profile.features]
+    results = [column_drift(profile.columns[name], features[name], profile, thresholds) for name in scored]
     scored_by = prediction_profile or profile
     if prediction is not None and PREDICTION in scored_by.columns:
         result = column_drift(scored_by.columns[PREDICTION], prediction, scored_by, thresholds)

@@ -150,6 +150,8 @@ class ReferenceProfile:
     # Reliability curve of a classifier's probabilities on the validation split (x: predicted, y: observed).
     calibration: Mapping[str, tuple[float, ...]] | None = None
     schema_version: int = SCHEMA_VERSION
+    # The bootstrap standard error of ``validation_metric`` (its sampling noise); absent in older profiles.
+    validation_metric_se: float | None = None
 
     @property
     def features(self) -> list[str]:
@@ -189,6 +191,8 @@ class ReferenceProfile:
             "calibration": None if self.calibration is None else {k: list(v) for k, v in self.calibration.items()},
             "columns": [column(c) for c in self.columns.values()],
             "noise": {name: {str(n): v for n, v in sorted(t.items())} for name, t in self.noise.items()},
+            # Only when known, so that a profile without it keeps its bytes (and hash).
+            **({"validation_metric_se": self.validation_metric_se} if self.validation_metric_se is not None else {}),
         }
 
     def to_json(self) -> bytes:
@@ -228,6 +232,7 @@ class ReferenceProfile:
                 metric=raw.get("metric"),
                 validation_metric=raw.get("validation_metric"),
                 calibration=None if calibration is None else {k: tuple(v) for k, v in calibration.items()},
+                validation_metric_se=raw.get("validation_metric_se"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProfileError(f"{where}: malformed profile ({type(exc).__name__}: {exc})") from exc
@@ -241,6 +246,7 @@ def build_profile(
     metric: str | None = None,
     validation_metric: float | None = None,
     calibration: Mapping[str, tuple[float, ...]] | None = None,
+    validation_metric_se: float | None = None,
     top_k: int = TOP_K,
     seed: int = 0,
     noise_sizes: tuple[int, ...] = NOISE_SIZES,
@@ -272,6 +278,7 @@ def build_profile(
         metric=metric,
         validation_metric=None if validation_metric is None else float(validation_metric),
         calibration=calibration,
+        validation_metric_se=None if validation_metric_se is None else _round(float(validation_metric_se)),
     )
 
 

@@ -79,6 +79,13 @@ class MonitoringPolicy(BaseModel):
     consecutive_days: int = Field(
         default=1, ge=1, le=7, description="Drift must fail on this many consecutive days before a retrain."
     )
+    drift_exclude: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Features left out of drift scoring: ones constant within a day by construction (a weekend "
+            "flag), whose one day always differs from a reference of many days."
+        ),
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> MonitoringPolicy:
@@ -167,6 +174,11 @@ class ModelSpec(BaseModel):
                 raise ValueError(
                     f"spec {self.name}: feature {feature.name!r} has no compute and is not an event column"
                 )
+        unknown = [name for name in self.monitoring.drift_exclude if name not in names]
+        if unknown:
+            raise ValueError(
+                f"spec {self.name}: monitoring.drift_exclude names no feature: {unknown} (features: {names})"
+            )
         return self
 
     @property
