@@ -342,3 +342,17 @@ def test_a_small_reference_does_not_make_undrifted_days_drift() -> None:
     assert decisions.count("error") == 0, decisions.count("error")
     moved = distances(150) + 2.0  # a real shift is still an error
     assert compare(build_profile(distances(100), {"x": "numeric"}), moved).columns[0].decision == "error"
+
+
+def test_the_roc_auc_standard_error_agrees_with_a_bootstrap() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from mlops_platform.ml.performance import metric_noise
+
+    rng = np.random.default_rng(8)
+    label = (rng.random(1_000) < 0.3).astype(int)
+    probability = np.clip(0.3 + 0.25 * (label - 0.3) + rng.normal(0, 0.2, 1_000), 0, 1)
+    closed = metric_noise("roc_auc", label, (probability > 0.5).astype(int), probability)
+    picks = [rng.integers(0, 1_000, 1_000) for _ in range(300)]
+    boot = np.std([roc_auc_score(label[p], probability[p]) for p in picks], ddof=1)
+    assert closed is not None and abs(closed - boot) / boot < 0.2, (closed, boot)
