@@ -369,9 +369,15 @@ def import_registry(
     registry._mlflow()
     shown = redact_uri(source)
     with tempfile.TemporaryDirectory(prefix="mlops-import-") as tmp:
+        repository = _artifact_repository(source)
         try:
-            local = Path(_artifact_repository(source).download_artifacts("", dst_path=tmp))
+            local = Path(repository.download_artifacts("", dst_path=tmp))
         except Exception as exc:  # a missing or unreadable source is reported as such
+            # MLflow raises when its listing fails part-way (a link out of the export) without waiting
+            # for the copies it had started: wait for them, or removing the folder races with them.
+            pool = getattr(repository, "thread_pool", None)
+            if pool is not None:
+                pool.shutdown(wait=True)
             raise BackupError(
                 f"{shown}: cannot read the export ({type(exc).__name__}: {redact_uri(str(exc))})"
             ) from exc
