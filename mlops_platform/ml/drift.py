@@ -250,7 +250,8 @@ def compare(
     not ``profile``'s (a prediction is compared with what its own model predicted on its train split).
     """
     thresholds = thresholds or Thresholds()
-    scored = [name for name in profile.features if name not in set(exclude)]
+    excluded = set(exclude)
+    scored = [name for name in profile.features if name not in excluded]
     missing = [name for name in scored if name not in features.columns]
     if missing:
         raise ValueError(f"the day's features lack profiled column(s) {missing}")

@@ -65,7 +65,7 @@ def estimate_metric(probability: np.ndarray, metric: str, curve: Mapping[str, tu
 
 # A realised metric fails the performance check only when it is worse than validation by more than the
 # tolerance plus this many standard errors of the two metrics' sampling noise: 150 labels cannot tell an
-# MAE of 4.0 minutes from one of 3.4 (the reference delivery model's second day did so every time).
+# MAE of 4.0 minutes from one of 3.4 (the reference delivery model's second simulated day failed so).
 NOISE_SIGMAS = 3.0
 
 
@@ -79,9 +79,9 @@ def metric_noise(
     max_rows: int = 5_000,
     seed: int = 0,
 ) -> float | None:
-    """The bootstrap standard error of ``realised_metric`` on these rows (None when too few resamples are
-    computable, as with a single class). Above ``max_rows`` rows the error is measured on a sample of
-    ``max_rows`` and scaled by sqrt(max_rows / rows)."""
+    """The standard error of ``realised_metric`` on these rows: ROC AUC's in closed form, any other
+    metric's by bootstrap (None when too few resamples are computable, as with a single class). Above
+    ``max_rows`` rows the bootstrap runs on samples of ``max_rows`` and is scaled by sqrt(max_rows / rows)."""
     label, prediction = np.asarray(label), np.asarray(prediction)
     rows = len(label)
     if rows < 2:
