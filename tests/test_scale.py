@@ -87,6 +87,33 @@ def test_the_out_of_core_training_set_has_the_rows_and_split_of_the_in_memory_on
     assert streamed.labels_in_window == expected.labels_in_window
 
 
+class _CountingDays:
+    """A DaySource that records the days each read asked for."""
+
+    def __init__(self, source: PinnedDays) -> None:
+        self.source, self.reads = source, []
+
+    def rows_by_day(self):
+        return self.source.rows_by_day()
+
+    def read(self, days=None, *, where=None, columns=None):
+        self.reads.append(tuple(sorted(days)) if days is not None else None)
+        return self.source.read(days, where=where, columns=columns)
+
+
+def test_features_that_fit_one_batch_are_read_once_even_with_labels_left_unmatched(tmp_path, churn) -> None:
+    features, labels = _land_tables(tmp_path, churn, days=churn.source.label_delay_days + 8, rows=300, gaps=3)
+    # Labels of an entity first seen on a day without features find no row and stay unmatched.
+    counting = _CountingDays(features)
+    streamed = StreamedTrainingSet(counting, labels, churn)  # the default batch holds every day
+    got = _collect(streamed)
+    expected = build_training_set(features.read(), labels.read(), churn)
+    pd.testing.assert_frame_equal(got, expected.frame)
+    assert streamed.labels_without_features == expected.labels_without_features > 0
+    # A second pass has no earlier batch to look in: reading the features again would be waste.
+    assert len(counting.reads) == 1, counting.reads
+
+
 def test_a_window_with_no_labels_is_refused_naming_the_spec(tmp_path, churn) -> None:
     features, labels = _land_tables(tmp_path, churn, days=2, rows=50)
     empty = PinnedDays(labels.uri, {})

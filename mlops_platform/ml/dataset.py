@@ -223,13 +223,20 @@ class StreamedTrainingSet:
         """Labels that found no feature row in their own batch, joined with the newest earlier row of
         their entity (state of just those entities, carried forward over the feature days)."""
         spec = self.spec
+        # The first batch's unmatched labels have no earlier batch to find a row in.
+        unmatched = {index: frame for index, frame in unmatched.items() if index > 0}
+        if not unmatched:
+            return
+        last = max(unmatched)
         entities = pd.Index(pd.concat([frame[spec.entity_key] for frame in unmatched.values()]).unique())
         state: pd.DataFrame | None = None
-        for index, batch in enumerate(batches[: max(unmatched) + 1]):
+        for index, batch in enumerate(batches[: last + 1]):
             if index in unmatched and state is not None and len(state):
                 joined = self._join(unmatched[index], state)
                 self.labels_matched_late += len(joined)
                 yield from self._emit(joined)
+            if index == last:  # no label left to join: the last batch's rows would be read for nothing
+                break
             right = self._features(batch, feature_days, entities=entities)
             if right is not None:
                 both = right if state is None else pd.concat([state, right], ignore_index=True)
