@@ -356,3 +356,42 @@ def test_the_roc_auc_standard_error_agrees_with_a_bootstrap() -> None:
     picks = [rng.integers(0, 1_000, 1_000) for _ in range(300)]
     boot = np.std([roc_auc_score(label[p], probability[p]) for p in picks], ddof=1)
     assert closed is not None and abs(closed - boot) / boot < 0.2, (closed, boot)
+
+
+def _trained_split(spec, rows: int):
+    """A training set of ``rows`` generated rows with its split, and a pipeline trained on it."""
+    import datetime as dt
+
+    from mlops_platform.ml.dataset import assign_split
+    from mlops_platform.ml.features import compute_features
+    from mlops_platform.ml.training import train
+
+    start = dt.date(2026, 9, 1)
+    events, _ = spec.source.generator(start, 7, 0.0, rows)
+    # The labels of a day's events land label_delay_days later.
+    _, labels = spec.source.generator(start + dt.timedelta(days=spec.source.label_delay_days), 7, 0.0, rows)
+    frame = compute_features(events, spec).drop_duplicates(subset=[spec.entity_key, spec.event_timestamp])
+    keys = [spec.entity_key, spec.event_timestamp]
+    frame = frame.merge(labels[[*keys, spec.label]], on=keys)
+    frame["split"] = assign_split(frame[spec.entity_key])
+    return frame, train(frame, spec)
+
+
+@pytest.mark.parametrize("rows", [30_000, 3_000])
+def test_the_prediction_reference_is_the_held_out_split_when_it_is_large_enough(churn, rows) -> None:
+    from mlops_platform.assets.training import MIN_PREDICTION_REFERENCE, reference_profile
+    from mlops_platform.ml.profile import PREDICTION, quantiles
+    from mlops_platform.ml.training import predict
+
+    frame, pipeline = _trained_split(churn, rows)
+    train_rows, validation = frame[frame["split"] == "train"], frame[frame["split"] == "validation"]
+    validation_predicted = predict(pipeline, validation, churn)
+    profile = reference_profile(pipeline, train_rows, validation, validation_predicted, churn, 0.8)
+    # Live predictions are made on rows the model never saw: so is the reference, when there are enough
+    # (a model is more confident on the rows it was fitted on).
+    held_out = len(validation) >= MIN_PREDICTION_REFERENCE
+    assert held_out == (rows == 30_000)
+    expected = validation_predicted if held_out else predict(pipeline, train_rows, churn)
+    column = profile.columns[PREDICTION]
+    assert column.rows == len(expected)
+    assert np.allclose(column.quantiles, quantiles(expected["probability"].to_numpy()), atol=1e-6)

@@ -99,7 +99,7 @@ def build_drift(stage: Stage) -> dg.AssetsDefinition:
         prediction_column = "probability" if spec.task == "classification" else "prediction"
         prediction = predictions[prediction_column] if prediction_column in predictions.columns else None
         scored_by = _versions(predictions)
-        # A prediction is compared with what its own model predicted on its train split: the day may have
+        # A prediction is compared with what its own model predicted on held-out rows: the day may have
         # been scored by the champion before this one.
         prediction_profile, prediction_note = profile, None
         if prediction is not None and scored_by and scored_by[0] != version:

@@ -13,16 +13,28 @@ RETRAIN_REASON_RUN_TAG = "mlops/retrain_reason"
 RETRAIN_REASON_MLFLOW_TAG = "mlops.retrain_reason"
 
 
+# Validation rows enough for the prediction's reference distribution; a smaller split falls back to the
+# train split's predictions (more values, but more confident than on new rows).
+MIN_PREDICTION_REFERENCE = 1_000
+
+
 def reference_profile(
     pipeline, train: Frame, validation: Frame, validation_predicted: Frame, spec, validation_metric: float
 ):
-    """The profile of the train rows and of the model's predictions on them, with the calibration of
-    its validation predictions (``training.predict``'s frame for ``validation``); pure, see ml.profile."""
+    """The profile of the train rows and of the model's predictions on held-out rows, with the calibration
+    of its validation predictions (``training.predict``'s frame for ``validation``); pure, see ml.profile.
+
+    Live predictions are made on rows the model never saw, so their reference is the validation split's
+    predictions (a model is more confident on the rows it was fitted on: against those, a healthy day's
+    predictions would look drifted); the train split's when validation has fewer than
+    ``MIN_PREDICTION_REFERENCE`` rows.
+    """
     from mlops_platform.ml.performance import calibration_curve, metric_noise
     from mlops_platform.ml.profile import build_profile
     from mlops_platform.ml.training import predict
 
-    predicted = predict(pipeline, train, spec)
+    held_out = len(validation) >= MIN_PREDICTION_REFERENCE
+    predicted = validation_predicted if held_out else predict(pipeline, train, spec)
     calibration, noise = None, None
     if len(validation):
         probability = validation_predicted["probability"].to_numpy() if spec.task == "classification" else None
