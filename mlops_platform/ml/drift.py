@@ -51,8 +51,13 @@ class Thresholds:
 
 def numeric_score(reference: ColumnProfile, values: np.ndarray) -> float:
     """W1(reference, values) / max(reference std, 0.001), from the quantile grid."""
-    current = quantiles(values)
-    return float(np.mean(np.abs(current - np.asarray(reference.quantiles)))) / reference.norm
+    return float(numeric_scores(reference, values[np.newaxis])[0])
+
+
+def numeric_scores(reference: ColumnProfile, samples: np.ndarray) -> np.ndarray:
+    """``numeric_score`` of each row of ``samples`` (one sample per row)."""
+    current = quantiles(samples)
+    return np.mean(np.abs(current - np.asarray(reference.quantiles)), axis=1) / reference.norm
 
 
 def discrete_score(reference: ColumnProfile, values: np.ndarray) -> float | None:
@@ -72,13 +77,18 @@ def discrete_score(reference: ColumnProfile, values: np.ndarray) -> float | None
 
 def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
     """Jensen-Shannon distance, natural log (scipy.spatial.distance.jensenshannon without its import cost)."""
+    return float(jensen_shannon_rows(p, np.asarray(q, dtype=float)[np.newaxis])[0])
+
+
+def jensen_shannon_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``jensen_shannon(p, row)`` of each row of ``q``."""
     p, q = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
-    p, q = p / p.sum(), q / q.sum()
+    p, q = p / p.sum(), q / q.sum(axis=1, keepdims=True)
     m = (p + q) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
-        kl_p = np.where(p > 0, p * np.log(p / m), 0.0).sum()
-        kl_q = np.where(q > 0, q * np.log(q / m), 0.0).sum()
-    return float(np.sqrt(max((kl_p + kl_q) / 2, 0.0)))
+        kl_p = np.where(p > 0, p * np.log(p / m), 0.0).sum(axis=1)
+        kl_q = np.where(q > 0, q * np.log(q / m), 0.0).sum(axis=1)
+    return np.sqrt(np.maximum((kl_p + kl_q) / 2, 0.0))
 
 
 def categorical_score(reference: ColumnProfile, values: pd.Series) -> tuple[float, dict[str, float]]:
@@ -247,7 +257,7 @@ def compare(
     day's rows.
 
     ``prediction_profile`` is the profile of the model version that made the predictions when it is
-    not ``profile``'s (a prediction is compared with what its own model predicted on its train split).
+    not ``profile``'s (a prediction is compared with what its own model predicted on held-out rows).
     """
     thresholds = thresholds or Thresholds()
     excluded = set(exclude)

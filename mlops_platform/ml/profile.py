@@ -94,12 +94,13 @@ def categorical_values(series: pd.Series) -> pd.Series:
 
 
 def quantiles(values: np.ndarray) -> np.ndarray:
-    """The empirical quantile function on the fixed grid (numpy's ``inverted_cdf``: exact for step functions).
+    """The empirical quantile function on the fixed grid (numpy's ``inverted_cdf``: exact for step functions),
+    of a sample, or of each row of a 2-D array of samples.
 
     One sort and an index: about three times faster than ``np.quantile`` at a million rows.
     """
-    ordered = np.sort(values)
-    return ordered[np.ceil(LEVELS * len(ordered)).astype("int64") - 1]
+    ordered = np.sort(values, axis=-1)
+    return ordered[..., np.ceil(LEVELS * ordered.shape[-1]).astype("int64") - 1]
 
 
 def profile_column(series: pd.Series, name: str, kind: Kind, top_k: int = TOP_K) -> ColumnProfile:
@@ -305,7 +306,7 @@ def bootstrap_noise(
     return dict(sorted(result.items()))
 
 
-def _bound(scores: list[float]) -> float:
+def _bound(scores: np.ndarray) -> float:
     """A high bound of the no-shift score: the largest seen, or mean + 5 sd (the tail a few draws miss)."""
     values = np.asarray(scores)
     return _round(max(float(values.max()), float(values.mean() + NOISE_SIGMAS * values.std(ddof=1))))
@@ -319,7 +320,7 @@ def _bootstrap(
     replicates: int,
     wasserstein: bool = False,
 ) -> dict[int, float]:
-    from mlops_platform.ml.drift import jensen_shannon, numeric_score
+    from mlops_platform.ml.drift import jensen_shannon_rows, numeric_scores
 
     result: dict[int, float] = {}
     keys = [k for k in column.frequencies if k != OTHER]
@@ -328,8 +329,8 @@ def _bootstrap(
         if len(values) == 0:
             return result
         if wasserstein or not column.discrete:
-            for n in sizes:
-                result[n] = _bound([numeric_score(column, rng.choice(values, n)) for _ in range(replicates)])
+            for n in sizes:  # the replicates as the rows of one array: one sort, no loop
+                result[n] = _bound(numeric_scores(column, rng.choice(values, (replicates, n))))
             return result
         distinct, inverse = np.unique(values, return_inverse=True)
         position = {k: i for i, k in enumerate(keys)}
@@ -342,10 +343,10 @@ def _bootstrap(
     # Categories as codes over the profile's keys (the tail as one "other" code): a resample is a bincount.
     codes[codes < 0] = len(keys)
     reference = np.array([*(column.frequencies[k] for k in keys), column.frequencies.get(OTHER, 0.0)])
+    width = len(keys) + 1
     for n in sizes:
-        scores = []
-        for _ in range(replicates):
-            counts = np.bincount(rng.choice(codes, n), minlength=len(keys) + 1)
-            scores.append(jensen_shannon(reference, counts / n))
-        result[n] = _bound(scores)
+        # Each replicate's counts in one bincount: replicate r's codes are shifted to r * width.
+        codes_drawn = rng.choice(codes, (replicates, n)) + (np.arange(replicates) * width)[:, None]
+        counts = np.bincount(codes_drawn.ravel(), minlength=replicates * width).reshape(replicates, width)
+        result[n] = _bound(jensen_shannon_rows(reference, counts / n))
     return result
