@@ -258,3 +258,119 @@ def test_a_stream_that_cannot_be_spilled_fails_naming_the_setting_and_commits_no
     error = done.stderr.strip().splitlines()[-1]
     assert error.startswith(f"OSError: spilling the stream written to {target}") and "TMPDIR" in error, done.stderr
     assert not target.exists()
+
+
+def _range_asset(batches, name: str = "ranged"):
+    """A day-partitioned asset whose range run yields ``batches()`` as DayBatches."""
+    from mlops_platform.storage.delta import DayBatches
+
+    @dg.asset(
+        name=name,
+        partitions_def=dg.DailyPartitionsDefinition(start_date="2026-10-01"),
+        io_manager_key="delta",
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def ranged() -> DayBatches:
+        return DayBatches(batches())
+
+    return ranged
+
+
+def _range_run(asset, lake: Lake, instance, days: int, batch_rows: int = 1) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [asset],
+        resources={"delta": DeltaIOManager(lake=lake, batch_rows=batch_rows)},
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": D1.isoformat(),
+            "dagster/asset_partition_range_end": (D1 + dt.timedelta(days=days - 1)).isoformat(),
+        },
+        raise_on_error=False,
+    )
+
+
+def _commit_threads() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name.startswith("commit-")]
+
+
+def test_a_commit_refused_in_the_background_fails_the_step_with_its_error(tmp_path, instance) -> None:
+    lake = Lake(root_uri=str(tmp_path / "lake"))
+    later = []
+
+    def batches():
+        yield [D1], _frame(D1, [1])
+        # Day two changes the type of "id": its commit, running while day three is produced, is refused.
+        yield [D2], _frame(D2, [2]).assign(id="two")
+        later.append("day three produced")
+        day3 = D2 + dt.timedelta(days=1)
+        yield [day3], _frame(day3, [3])
+
+    asset = _range_asset(batches)
+    result = _range_run(asset, lake, instance, days=3)
+    assert not result.success
+    error = result.get_step_failure_events()[0].event_specific_data.error
+    assert "SchemaConflict" in error.to_string() and "id" in error.to_string()
+    # Nothing was recorded: a failed step never reports its days as written.
+    assert instance.get_latest_materialization_event(asset.key) is None
+    # Day one committed (unrecorded, so never read); the refused day and those after it did not.
+    table = read_table(lake.uri(asset.key), 0)
+    assert table["id"].tolist() == [1]
+    assert _commit_threads() == []
+
+
+def test_a_step_that_fails_while_a_commit_runs_waits_for_it_and_reports_its_own_error(tmp_path, instance) -> None:
+    lake = Lake(root_uri=str(tmp_path / "lake"))
+    big = 200_000
+
+    def batches():
+        yield [D1], _frame(D1, list(range(big)))
+        raise RuntimeError("the landed file of day two is unreadable")
+
+    asset = _range_asset(batches)
+    result = _range_run(asset, lake, instance, days=2)
+    assert not result.success
+    assert "day two is unreadable" in result.get_step_failure_events()[0].event_specific_data.error.to_string()
+    # The step returned only after the commit in flight finished: no writer outlives it.
+    assert _commit_threads() == []
+    assert len(read_table(lake.uri(asset.key), 0)) == big
+    assert instance.get_latest_materialization_event(asset.key) is None
+
+
+def test_a_range_of_many_batches_commits_them_in_order_with_each_days_version(tmp_path, instance) -> None:
+    lake = Lake(root_uri=str(tmp_path / "lake"))
+    days = [D1 + dt.timedelta(days=i) for i in range(6)]
+
+    def batches():
+        for offset, day in enumerate(days):
+            yield [day], _frame(day, [offset] * (offset + 1))
+
+    asset = _range_asset(batches)
+    result = _range_run(asset, lake, instance, days=6, batch_rows=3)  # days 1-2, 3, 4, 5, 6
+    assert result.success
+    records = instance.fetch_materializations(asset.key, limit=100).records
+    versions = {r.partition_key: r.asset_materialization.metadata["delta_version"].value for r in records}
+    assert [versions[d.isoformat()] for d in days] == [0, 0, 1, 2, 3, 4]
+    for offset, day in enumerate(days):
+        assert read_table(lake.uri(asset.key), versions[day.isoformat()], days=[day])["id"].tolist() == [offset] * (
+            offset + 1
+        )
+
+
+def test_pinned_batches_read_ahead_give_the_days_in_order_and_stop_cleanly(tmp_path) -> None:
+    import threading
+
+    from mlops_platform.storage.delta import PinnedDays
+
+    uri = str(tmp_path / "t")
+    days = [D1 + dt.timedelta(days=i) for i in range(5)]
+    pinned = {day: write_table(uri, _frame(day, [i, i]), days=[day]).version for i, day in enumerate(days)}
+    source = PinnedDays(uri, pinned, batch_rows=4)  # two days a batch
+    got = [(group, frame["id"].tolist()) for group, frame in source.batches()]
+    assert got == [(days[0:2], [0, 0, 1, 1]), (days[2:4], [2, 2, 3, 3]), (days[4:], [4, 4])]
+    # A consumer that stops after one batch leaves no reader running.
+    stream = source.batches()
+    next(stream)
+    stream.close()
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("read-")]

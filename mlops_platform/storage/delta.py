@@ -72,6 +72,11 @@ class WriteResult:
     added_columns: tuple[str, ...] = ()
 
 
+# Rows of consecutive whole days a range step reads or writes at once: big enough that a commit's fixed
+# cost is small, small enough that a batch is written (or read) in the background while the step works
+# on the next one. A day larger than this is a batch alone.
+DEFAULT_BATCH_ROWS = 250_000
+
 def join_uri(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *[p.strip("/") for p in parts]])
 
@@ -592,7 +597,7 @@ class PinnedDays:
     versions: Mapping[dt.date, int]
     storage_options: Mapping[str, str] | None = None
     # Rows a batch of days may hold (the IO manager's ``batch_rows``); a day is never split.
-    batch_rows: int = 1_000_000
+    batch_rows: int = DEFAULT_BATCH_ROWS
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -633,9 +638,25 @@ class PinnedDays:
 
     def batches(self, max_rows: int | None = None) -> Iterator[tuple[list[dt.date], pd.DataFrame]]:
         """Consecutive days read together while their rows stay within ``max_rows`` (``batch_rows`` by
-        default; a day is never split)."""
-        for group in plan_batches(self.rows_by_day(), max_rows or self.batch_rows):
-            yield group, self.read(group)
+        default; a day is never split).
+
+        The next batch is read in the background while the caller works on this one (a Delta read
+        releases the GIL), so at most two batches are held.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        groups = plan_batches(self.rows_by_day(), max_rows or self.batch_rows)
+        if len(groups) <= 1:
+            for group in groups:
+                yield group, self.read(group)
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-{self.uri.rsplit('/', 1)[-1]}") as reader:
+            ahead = reader.submit(self.read, groups[0])
+            for index, group in enumerate(groups):
+                frame = ahead.result()
+                if index + 1 < len(groups):
+                    ahead = reader.submit(self.read, groups[index + 1])
+                yield group, frame
 
     def _by_version(self, days: Iterable[dt.date]) -> dict[int, list[dt.date]]:
         grouped: dict[int, list[dt.date]] = {}

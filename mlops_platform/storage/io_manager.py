@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ import dagster as dg
 
 from mlops_platform.storage.delta import (
     DAY_COLUMN,
+    DEFAULT_BATCH_ROWS,
     DayBatches,
     PinnedDays,
     PinnedTable,
@@ -38,9 +40,6 @@ URI_KEY = "delta_uri"
 # read by the step in bounded batches, instead of one frame of everything the input covers.
 LOAD_KEY = "mlops/load"
 LAZY = {LOAD_KEY: "lazy"}
-# A range write commits once its pending days hold at least this many rows (a day is never split), so a
-# run over many small days stays one commit and one over many large days holds about a day at a time.
-DEFAULT_BATCH_ROWS = 1_000_000
 
 
 class LineageError(RuntimeError):
@@ -128,6 +127,7 @@ class DeltaIOManager(dg.ConfigurableIOManager):
     """Pandas frames as Delta tables of the lake, one table per asset key."""
 
     lake: Lake
+    # A range write commits once its pending days hold at least this many rows (a day is never split).
     batch_rows: int = DEFAULT_BATCH_ROWS
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | DayBatches) -> None:
@@ -193,52 +193,69 @@ class DeltaIOManager(dg.ConfigurableIOManager):
         added: list[str] = []
         dtypes: dict[str, str] = {}
 
-        def flush() -> None:
+        # One commit at a time runs in the background while the step computes the next batch (the
+        # Delta write releases the GIL): commits stay in order and at most two batches are held.
+        in_flight: list[tuple[Future, list[dt.date]]] = []
+
+        def settle() -> None:
+            """Wait for the commit in flight; its error, if any, is raised here, in the step's thread."""
+            while in_flight:
+                future, days = in_flight.pop()
+                result = future.result()
+                versions.update(dict.fromkeys(days, result.version))
+                totals["rows"] += result.rows
+                totals["commits"] += 1
+                added.extend(c for c in result.added_columns if c not in added)
+
+        def flush(committer: ThreadPoolExecutor) -> None:
             if not pending_days:
                 return
             frame = pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
-            result = write_table(
+            days = list(pending_days)
+            pending.clear()
+            pending_days.clear()
+            settle()
+            future = committer.submit(
+                write_table,
                 uri,
                 frame,
-                days=pending_days,
+                days=days,
                 storage_options=self.lake.storage_options,
                 commit_metadata={"dagster.run_id": context.run_id},
             )
-            versions.update(dict.fromkeys(pending_days, result.version))
-            totals["rows"] += result.rows
-            totals["commits"] += 1
-            added.extend(c for c in result.added_columns if c not in added)
-            pending.clear()
-            pending_days.clear()
+            in_flight.append((future, days))
 
         rows, typed_by_rows = 0, False
         template: pd.DataFrame | None = None
-        for days, frame in obj.batches:
-            unknown = sorted(set(days) - set(targeted))
-            repeated = sorted(set(days) & seen)
-            if unknown or repeated:
-                problem = f"days {unknown} outside this run" if unknown else f"days {repeated} twice"
-                raise ValueError(f"{name}: the step produced {problem}")
-            seen.update(days)
-            if not typed_by_rows:  # the column schema of the first frame with rows (or of the first)
-                dtypes = {str(c): str(t) for c, t in frame.dtypes.items()}
-                typed_by_rows = len(frame) > 0
-            template = frame.iloc[:0]
-            pending.append(frame)
-            pending_days.extend(days)
-            rows += len(frame)
-            if rows >= self.batch_rows:
-                flush()
-                rows = 0
-        if template is None:
-            raise ValueError(f"{name}: the step produced no batch at all")
-        # Days of the run the step had nothing for (no upstream partition) are replaced by no rows,
-        # as a one-frame write of the whole range would.
-        missing = sorted(set(targeted) - seen)
-        if missing:
-            pending.append(template)
-            pending_days.extend(missing)
-        flush()
+        # Leaving the block waits for a commit still in flight, also when the step fails meanwhile.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"commit-{name}") as committer:
+            for days, frame in obj.batches:
+                unknown = sorted(set(days) - set(targeted))
+                repeated = sorted(set(days) & seen)
+                if unknown or repeated:
+                    problem = f"days {unknown} outside this run" if unknown else f"days {repeated} twice"
+                    raise ValueError(f"{name}: the step produced {problem}")
+                seen.update(days)
+                if not typed_by_rows:  # the column schema of the first frame with rows (or of the first)
+                    dtypes = {str(c): str(t) for c, t in frame.dtypes.items()}
+                    typed_by_rows = len(frame) > 0
+                template = frame.iloc[:0]
+                pending.append(frame)
+                pending_days.extend(days)
+                rows += len(frame)
+                if rows >= self.batch_rows:
+                    flush(committer)
+                    rows = 0
+            if template is None:
+                raise ValueError(f"{name}: the step produced no batch at all")
+            # Days of the run the step had nothing for (no upstream partition) are replaced by no rows,
+            # as a one-frame write of the whole range would.
+            missing = sorted(set(targeted) - seen)
+            if missing:
+                pending.append(template)
+                pending_days.extend(missing)
+            flush(committer)
+            settle()
         last = max(versions.values())
         if len(set(versions.values())) > 1:
             # Each partition's own version, so a downstream read of a day loads the commit that wrote it.
