@@ -152,8 +152,8 @@ def test_a_range_run_commits_batch_by_batch_and_records_each_days_version(platfo
     platform.land(churn, days=3, rows=100)
     resources = dict(platform.resources)
     io_manager = resources["delta_io_manager"]
-    # A batch of one row: every day is its own commit, as a day of a million rows would be.
-    resources["delta_io_manager"] = DeltaIOManager(lake=io_manager.lake, batch_rows=1)
+    # Batches of one row: every day is read and committed alone, as a day of a million rows would be.
+    resources["delta_io_manager"] = DeltaIOManager(lake=io_manager.lake, batch_rows=1, read_batch_rows=1)
     selection = dg.AssetSelection.assets(*[dg.AssetKey(["churn", n]) for n in ("raw", "labels", "features")])
     span = {"dagster/asset_partition_range_start": day(0), "dagster/asset_partition_range_end": day(2)}
 

@@ -72,10 +72,13 @@ class WriteResult:
     added_columns: tuple[str, ...] = ()
 
 
-# Rows of consecutive whole days a range step reads or writes at once: big enough that a commit's fixed
-# cost is small, small enough that a batch is written (or read) in the background while the step works
-# on the next one. A day larger than this is a batch alone.
-DEFAULT_BATCH_ROWS = 250_000
+# Rows of consecutive whole days a range step commits at once (a day larger than this is a commit alone):
+# few commits keep few versions, and a downstream read of days at many versions costs a scan per version.
+DEFAULT_BATCH_ROWS = 1_000_000
+# Rows of whole days a range step reads at once: small, so the next batch is read in the background
+# while the step works on this one.
+READ_BATCH_ROWS = 250_000
+
 
 def join_uri(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *[p.strip("/") for p in parts]])
@@ -596,8 +599,8 @@ class PinnedDays:
     uri: str
     versions: Mapping[dt.date, int]
     storage_options: Mapping[str, str] | None = None
-    # Rows a batch of days may hold (the IO manager's ``batch_rows``); a day is never split.
-    batch_rows: int = DEFAULT_BATCH_ROWS
+    # Rows a batch of days may hold (the IO manager's ``read_batch_rows``); a day is never split.
+    batch_rows: int = READ_BATCH_ROWS
 
     @property
     def attrs(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import dagster as dg
 from mlops_platform.storage.delta import (
     DAY_COLUMN,
     DEFAULT_BATCH_ROWS,
+    READ_BATCH_ROWS,
     DayBatches,
     PinnedDays,
     PinnedTable,
@@ -129,6 +130,8 @@ class DeltaIOManager(dg.ConfigurableIOManager):
     lake: Lake
     # A range write commits once its pending days hold at least this many rows (a day is never split).
     batch_rows: int = DEFAULT_BATCH_ROWS
+    # A range step reads its upstream in batches of about this many rows of whole days.
+    read_batch_rows: int = READ_BATCH_ROWS
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | DayBatches) -> None:
         import pandas as pd
@@ -325,7 +328,7 @@ class DeltaIOManager(dg.ConfigurableIOManager):
             versions = recorded_versions(context.instance, upstream_key, keys)
             self._check_partitions(context, keys, versions)
             by_day = {dt.date.fromisoformat(k): v for k, v in versions.items() if k is not None}
-            return PinnedDays(uri, by_day, self.lake.storage_options, batch_rows=self.batch_rows)
+            return PinnedDays(uri, by_day, self.lake.storage_options, batch_rows=self.read_batch_rows)
         versions = recorded_versions(context.instance, upstream_key, None)
         if None not in versions:
             raise LineageError(f"{upstream_key.to_user_string()} has no recorded materialization to load")
