@@ -367,10 +367,58 @@ def test_pinned_batches_read_ahead_give_the_days_in_order_and_stop_cleanly(tmp_p
     days = [D1 + dt.timedelta(days=i) for i in range(5)]
     pinned = {day: write_table(uri, _frame(day, [i, i]), days=[day]).version for i, day in enumerate(days)}
     source = PinnedDays(uri, pinned, batch_rows=4)  # two days a batch
-    got = [(group, frame["id"].tolist()) for group, frame in source.batches()]
+    got = [(group, sorted(frame["id"])) for group, frame in source.batches()]
     assert got == [(days[0:2], [0, 0, 1, 1]), (days[2:4], [2, 2, 3, 3]), (days[4:], [4, 4])]
     # A consumer that stops after one batch leaves no reader running.
     stream = source.batches()
     next(stream)
     stream.close()
     assert not [t.name for t in threading.enumerate() if t.name.startswith("read-")]
+
+
+def _counting_scans(monkeypatch) -> list[int]:
+    """The version of every scan PinnedDays makes."""
+    from mlops_platform.storage import delta
+
+    scans: list[int] = []
+    real = delta.read_table
+
+    def counted(uri, version, **kwargs):
+        scans.append(version)
+        return real(uri, version, **kwargs)
+
+    monkeypatch.setattr(delta, "read_table", counted)
+    return scans
+
+
+def test_days_committed_one_by_one_are_read_in_one_scan(tmp_path, monkeypatch) -> None:
+    from mlops_platform.storage.delta import PinnedDays
+
+    uri = str(tmp_path / "t")
+    days = [D1 + dt.timedelta(days=i) for i in range(4)]
+    # A daily run commits each day: four versions.
+    pinned = {day: write_table(uri, _frame(day, [i]), days=[day]).version for i, day in enumerate(days)}
+    scans = _counting_scans(monkeypatch)
+    frame = PinnedDays(uri, pinned).read()
+    assert sorted(frame["id"]) == [0, 1, 2, 3]
+    # Each day's files are unchanged in the newest pinned version: one scan there, not four.
+    assert scans == [3]
+
+
+def test_a_day_rewritten_after_its_pin_is_still_read_as_pinned(tmp_path, monkeypatch) -> None:
+    from mlops_platform.storage.delta import PinnedDays
+
+    uri = str(tmp_path / "t")
+    d3 = D2 + dt.timedelta(days=1)
+    v1 = write_table(uri, _frame(D1, [1]), days=[D1]).version
+    v2 = write_table(uri, _frame(D2, [2]), days=[D2]).version
+    # Day one is replaced by a write nobody recorded (another process, a crashed step) ...
+    write_table(uri, _frame(D1, [99]), days=[D1])
+    v4 = write_table(uri, _frame(d3, [3]), days=[d3]).version
+    scans = _counting_scans(monkeypatch)
+    frame = PinnedDays(uri, {D1: v1, D2: v2, d3: v4}).read()
+    # ... so it is scanned at its pinned version; day two, unchanged since, joins day three's scan.
+    assert sorted(frame["id"]) == [1, 2, 3]
+    assert sorted(scans) == [v1, v4]
+    # Only the days asked for are read, whatever scan they share.
+    assert sorted(PinnedDays(uri, {D1: v1, D2: v2, d3: v4}).read([D2, d3])["id"]) == [2, 3]

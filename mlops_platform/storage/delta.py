@@ -11,7 +11,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlops_platform.storage.errors import StorageError, storage_errors, storage_name
@@ -322,8 +322,20 @@ def _spilling(uri: str, path: str) -> Iterator[None]:
         ) from exc
 
 
-def table_rows_by_day(uri: str, version: int, *, storage_options: Mapping[str, str] | None = None) -> dict:
-    """Rows per day partition of the table at ``version``, from the Delta log (no data file is read)."""
+@dataclass(frozen=True)
+class DayFiles:
+    """What the Delta log says of one day partition at one version: its rows and its data files."""
+
+    rows: int
+    files: frozenset[tuple[Any, ...]]  # (path, size, and any deletion vector fields) of each add action
+
+
+_NO_FILES = DayFiles(0, frozenset())
+
+
+def table_day_files(uri: str, version: int, *, storage_options: Mapping[str, str] | None = None) -> dict:
+    """Rows and data files per day partition of the table at ``version``, from the Delta log (no data
+    file is read)."""
     from deltalake import DeltaTable
 
     with storage_errors(uri, f"reading the log of version {version} of"):
@@ -331,14 +343,20 @@ def table_rows_by_day(uri: str, version: int, *, storage_options: Mapping[str, s
         import pyarrow as pa
 
         actions = pa.table(table.get_add_actions(flatten=True)).to_pydict()
-    counts: dict[dt.date, int] = {}
-    days = actions.get(f"partition.{DAY_COLUMN}", [])
-    for day, rows in zip(days, actions.get("num_records", []), strict=False):
+    # A file's identity: its path and size, and a deletion vector if it has one (rows hidden in place).
+    identity = ["path", "size_bytes", *sorted(name for name in actions if name.startswith("deletion"))]
+    rows: dict[dt.date, int] = {}
+    files: dict[dt.date, set[tuple[Any, ...]]] = {}
+    columns = [actions.get(name, []) for name in identity]
+    for index, (day, count) in enumerate(
+        zip(actions.get(f"partition.{DAY_COLUMN}", []), actions.get("num_records", []), strict=False)
+    ):
         if day is None:
             continue
         key = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
-        counts[key] = counts.get(key, 0) + int(rows or 0)
-    return counts
+        rows[key] = rows.get(key, 0) + int(count or 0)
+        files.setdefault(key, set()).add(tuple(column[index] for column in columns))
+    return {day: DayFiles(rows[day], frozenset(files[day])) for day in rows}
 
 
 def _version_with_transaction(uri: str, app_id: str, storage_options: Mapping[str, str] | None) -> int:
@@ -601,6 +619,8 @@ class PinnedDays:
     storage_options: Mapping[str, str] | None = None
     # Rows a batch of days may hold (the IO manager's ``read_batch_rows``); a day is never split.
     batch_rows: int = READ_BATCH_ROWS
+    # The log's view of each version read so far (version -> day -> DayFiles), asked once per version.
+    _logs: dict[int, dict[dt.date, DayFiles]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -613,13 +633,39 @@ class PinnedDays:
     def days(self) -> list[dt.date]:
         return sorted(self.versions)
 
+    def _log(self, version: int) -> dict[dt.date, DayFiles]:
+        if version not in self._logs:
+            self._logs[version] = table_day_files(self.uri, version, storage_options=self.storage_options)
+        return self._logs[version]
+
     def rows_by_day(self) -> dict[dt.date, int]:
         """Rows of each pinned day, from the Delta log of each version (no data file is read)."""
         counts: dict[dt.date, int] = {}
         for version, days in self._by_version(self.days()).items():
-            known = table_rows_by_day(self.uri, version, storage_options=self.storage_options)
-            counts.update({d: known.get(d, 0) for d in days})
+            known = self._log(version)
+            counts.update({d: known[d].rows if d in known else 0 for d in days})
         return counts
+
+    def _scans(self, days: list[dt.date]) -> dict[int, list[dt.date]]:
+        """``days`` grouped by the version each is scanned at: its pinned version, or the newest pinned
+        version of the group when the log shows the day's data files unchanged between the two (Delta
+        files are immutable, so the rows are the same). Days written by one commit each (a daily run)
+        then cost one scan, not one per day, and a day rewritten since its pin is still read as pinned.
+        """
+        grouped = self._by_version(days)
+        if len(grouped) <= 1:
+            return grouped
+        newest = max(grouped)
+        latest = self._log(newest)
+        scans: dict[int, list[dt.date]] = {newest: list(grouped[newest])}
+        for version, group in sorted(grouped.items()):
+            if version == newest:
+                continue
+            pinned = self._log(version)
+            for day in group:
+                same = latest.get(day, _NO_FILES).files == pinned.get(day, _NO_FILES).files
+                scans.setdefault(newest if same else version, []).append(day)
+        return {version: sorted(group) for version, group in scans.items()}
 
     def read(
         self, days: Iterable[dt.date] | None = None, *, where: str | None = None, columns: Iterable[str] | None = None
@@ -631,7 +677,7 @@ class PinnedDays:
         cols = None if columns is None else list(columns)
         frames = [
             read_table(self.uri, version, days=group, storage_options=self.storage_options, where=where, columns=cols)
-            for version, group in sorted(self._by_version(wanted).items())
+            for version, group in sorted(self._scans(wanted).items())
         ]
         if not frames:
             return read_table(
