@@ -74,7 +74,7 @@ mlflow-ui: install
 # until they are promoted); drift.py needs Evidently, in the uv group
 # `bench`, installed for it alone and removed again after it, whatever its outcome.
 bench: install
-	$(BIN)/python benchmarks/family.py
+	$(BIN)/python benchmarks/family.py --rounds 3
 	$(BIN)/python benchmarks/import_time.py
 	$(BIN)/python benchmarks/delta_io.py
 	$(BIN)/python benchmarks/landing_sensor.py
