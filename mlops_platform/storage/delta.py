@@ -72,9 +72,11 @@ class WriteResult:
     added_columns: tuple[str, ...] = ()
 
 
-# Rows of consecutive whole days a range step commits at once (a day larger than this is a commit alone):
-# few commits keep few versions, and a downstream read of days at many versions costs a scan per version.
-DEFAULT_BATCH_ROWS = 1_000_000
+# Rows of consecutive whole days a range step commits at once (a day larger than this is a commit alone).
+# Small, so that each commit runs in the background while the step computes the next batch and only the
+# last one is waited for; a downstream read still costs one scan, since a later commit of other days
+# leaves a day's files as they were and its pin is read at the newest pinned version (PinnedDays._scans).
+DEFAULT_BATCH_ROWS = 250_000
 # Rows of whole days a range step reads at once: small, so the next batch is read in the background
 # while the step works on this one.
 READ_BATCH_ROWS = 250_000
