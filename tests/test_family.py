@@ -114,6 +114,24 @@ def _train_with(trained, spec, **update):
     return platform.train(variant, raise_on_error=False)
 
 
+def test_a_model_whose_reference_profile_fails_is_not_registered(trained, churn, monkeypatch) -> None:
+    # The profile is built in the background while MLflow logs the model: its failure must still fail
+    # the step before a version exists, so no gate ever judges a model that monitoring could not watch.
+    import mlops_platform.assets.training as training
+
+    def broken(*args, **kwargs):
+        raise ValueError("profile broke")
+
+    monkeypatch.setattr(training, "reference_profile", broken)
+    result = trained.run(churn, ["training_set", "model"], raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert "profile broke" in str(failure.step_failure_data.error)
+    registry = _registry(trained)
+    assert not registry.version_exists("churn", "2")
+    assert registry.alias_version("churn", CHALLENGER) == "1"
+
+
 def test_a_failed_gate_blocks_promotion(trained, churn) -> None:
     def worse_estimator():
         from sklearn.dummy import DummyClassifier
