@@ -1,6 +1,7 @@
 """Delta storage: versions, partition replacement, time travel, restore, and the pinning IO manager."""
 
 import datetime as dt
+import logging
 
 import dagster as dg
 import pandas as pd
@@ -336,6 +337,29 @@ def test_a_step_that_fails_while_a_commit_runs_waits_for_it_and_reports_its_own_
     assert _commit_threads() == []
     assert len(read_table(lake.uri(asset.key), 0)) == big
     assert instance.get_latest_materialization_event(asset.key) is None
+
+
+def test_a_commit_that_fails_while_the_step_fails_too_is_logged_not_lost(tmp_path, instance) -> None:
+    lake = Lake(root_uri=str(tmp_path / "lake"))
+    write_table(lake.uri(dg.AssetKey("ranged")), _frame(D1, [1]), days=[D1])  # "id" is a number in the table
+
+    def batches():
+        yield [D2], _frame(D2, [2]).assign(id="two")  # its commit is refused (SchemaConflict)
+        raise RuntimeError("the landed file of day three is unreadable")
+
+    asset = _range_asset(batches)
+    result = _range_run(asset, lake, instance, days=3)
+    assert not result.success
+    # The step fails with its own error, and the refused commit is in the run's log with its reason.
+    assert "day three is unreadable" in result.get_step_failure_events()[0].event_specific_data.error.to_string()
+    warnings = [
+        entry.user_message
+        for entry in instance.all_logs(result.run_id)
+        if entry.level == logging.WARNING and "in flight when the step failed" in entry.user_message
+    ]
+    assert len(warnings) == 1
+    assert "2026-10-02" in warnings[0] and "SchemaConflict" in warnings[0] and "'id'" in warnings[0]
+    assert _commit_threads() == []
 
 
 def test_a_range_of_many_batches_commits_them_in_order_with_each_days_version(tmp_path, instance) -> None:
