@@ -115,8 +115,8 @@ def _train_with(trained, spec, **update):
 
 
 def test_a_model_whose_reference_profile_fails_is_not_registered(trained, churn, monkeypatch) -> None:
-    # The profile is built in the background while MLflow logs the model: its failure must still fail
-    # the step before a version exists, so no gate ever judges a model that monitoring could not watch.
+    # A profile that cannot be built fails the step before a version exists, so no gate ever judges a
+    # model that monitoring could not watch.
     import mlops_platform.assets.training as training
 
     def broken(*args, **kwargs):

@@ -1,7 +1,6 @@
 """The training stage: the model trained on the pinned training set and registered in MLflow."""
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 
@@ -98,32 +97,24 @@ def build_model(stage: Stage) -> dg.AssetsDefinition:
         if reason:
             tags[RETRAIN_REASON_MLFLOW_TAG] = reason
         validation_metric = metrics[f"validation_{spec.metric}"]
-        # The profile (numpy, mostly free of the GIL) is built on the second core while MLflow logs the
-        # model; the version is registered only once the profile is built (a failure registers nothing),
-        # and leaving the block waits for it, also when logging fails.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"profile-{spec.name}") as background:
-            profiling = background.submit(
-                reference_profile, pipeline, train_rows, validation, validation_predicted, spec, validation_metric
-            )
-            record = registry.log_model(
-                model_name=spec.registered_model_name,
-                experiment=f"mlops/{spec.name}",
-                pipeline=pipeline,
-                # Integer columns stay integers, so MLflow's own pyfunc scores rows typed as they land.
-                input_example=landed_input_example(train_rows, spec),
-                metrics=metrics,
-                params={
-                    "estimator": type(pipeline[-1]).__name__,
-                    "rows_train": sample.rows_used,
-                    "rows_train_available": sample.rows_available,
-                    "max_training_rows": spec.max_training_rows or "unlimited",
-                },
-                tags=tags,
-                training_set_version=training_version,
-                skops_trusted_types=list(spec.skops_trusted_types),
-                before_registering=profiling.result,
-            )
-            profile = profiling.result()
+        profile = reference_profile(pipeline, train_rows, validation, validation_predicted, spec, validation_metric)
+        record = registry.log_model(
+            model_name=spec.registered_model_name,
+            experiment=f"mlops/{spec.name}",
+            pipeline=pipeline,
+            # Integer columns stay integers, so MLflow's own pyfunc scores rows typed as they land.
+            input_example=landed_input_example(train_rows, spec),
+            metrics=metrics,
+            params={
+                "estimator": type(pipeline[-1]).__name__,
+                "rows_train": sample.rows_used,
+                "rows_train_available": sample.rows_available,
+                "max_training_rows": spec.max_training_rows or "unlimited",
+            },
+            tags=tags,
+            training_set_version=training_version,
+            skops_trusted_types=list(spec.skops_trusted_types),
+        )
         from mlops_platform.tracking.profiles import log_profile
 
         profile_sha256 = log_profile(registry, record.name, record.version, record.run_id, profile)

@@ -197,13 +197,8 @@ class MlflowRegistry(dg.ConfigurableResource):
         tags: dict[str, str],
         training_set_version: int,
         skops_trusted_types: list[str] | None = None,
-        before_registering: Callable[[], object] | None = None,
     ) -> ModelRecord:
-        """One MLflow run holding the fitted pipeline, registered as a new version aliased challenger.
-
-        ``before_registering`` is called once the run is logged and before the version is registered:
-        an error it raises leaves the run without a registered version (nothing for a gate to judge).
-        """
+        """One MLflow run holding the fitted pipeline, registered as a new version aliased challenger."""
         mlflow = self._mlflow()
         from mlflow.models import infer_signature
 
@@ -223,8 +218,6 @@ class MlflowRegistry(dg.ConfigurableResource):
                 pyfunc_predict_fn="predict_proba" if hasattr(pipeline, "predict_proba") else "predict",
             )
             run_id = run.info.run_id
-        if before_registering is not None:
-            before_registering()
         # The version is created with its tags (lineage, the trusted types serving loads with) in one
         # call: no reader ever sees it without them, and it costs one round trip instead of one a tag.
         trusted = ",".join(trusted_types(skops_trusted_types))
