@@ -61,16 +61,23 @@ def fail_fast_on_refusal() -> Iterator[None]:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
-def _report_unsettled(context: dg.OutputContext, name: str, in_flight: list[tuple[Future, list[dt.date]]]) -> None:
-    """Log each commit that was in flight when a range step failed and that failed as well (the step
-    fails with its own error; this one would otherwise be lost). The commits have finished by now."""
-    for future, days in in_flight:
-        error = None if future.cancelled() else future.exception()
-        if error is not None:
-            context.log.warning(
-                f"{name}: the commit of days {[d.isoformat() for d in days]}, in flight when the step "
-                f"failed, failed too: {type(error).__name__}: {error}"
-            )
+@contextmanager
+def _reporting_unsettled(
+    context: dg.OutputContext, name: str, in_flight: list[tuple[Future, list[dt.date]]]
+) -> Iterator[None]:
+    """When the block fails, log each commit still in flight that failed as well (waiting for it): the
+    step fails with its own error, and this one would otherwise be lost with the unread future."""
+    try:
+        yield
+    except BaseException:
+        for future, days in in_flight:
+            error = None if future.cancelled() else future.exception()
+            if error is not None:
+                context.log.warning(
+                    f"{name}: the commit of days {[d.isoformat() for d in days]}, in flight when the step "
+                    f"failed, failed too: {type(error).__name__}: {error}"
+                )
+        raise
 
 
 def table_uri(root_uri: str, asset_key: dg.AssetKey) -> str:
@@ -242,40 +249,39 @@ class DeltaIOManager(dg.ConfigurableIOManager):
 
         rows, typed_by_rows = 0, False
         template: pd.DataFrame | None = None
-        try:
-            # Leaving the block waits for a commit still in flight, also when the step fails meanwhile.
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"commit-{name}") as committer:
-                for days, frame in obj.batches:
-                    unknown = sorted(set(days) - set(targeted))
-                    repeated = sorted(set(days) & seen)
-                    if unknown or repeated:
-                        problem = f"days {unknown} outside this run" if unknown else f"days {repeated} twice"
-                        raise ValueError(f"{name}: the step produced {problem}")
-                    seen.update(days)
-                    if not typed_by_rows:  # the column schema of the first frame with rows (or of the first)
-                        dtypes = {str(c): str(t) for c, t in frame.dtypes.items()}
-                        typed_by_rows = len(frame) > 0
-                    template = frame.iloc[:0]
-                    pending.append(frame)
-                    pending_days.extend(days)
-                    rows += len(frame)
-                    if rows >= self.batch_rows:
-                        flush(committer)
-                        rows = 0
-                if template is None:
-                    raise ValueError(f"{name}: the step produced no batch at all")
-                # Days of the run the step had nothing for (no upstream partition) are replaced by no rows,
-                # as a one-frame write of the whole range would.
-                missing = sorted(set(targeted) - seen)
-                if missing:
-                    pending.append(template)
-                    pending_days.extend(missing)
-                flush(committer)
-                settle()
-        except BaseException:
-            # The step's own error stands; a commit that was still in flight and failed too is logged.
-            _report_unsettled(context, name, in_flight)
-            raise
+        # Leaving the block waits for a commit still in flight, also when the step fails meanwhile; if the
+        # step fails, a commit in flight that failed too is logged (the step's own error stands).
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"commit-{name}") as committer,
+            _reporting_unsettled(context, name, in_flight),
+        ):
+            for days, frame in obj.batches:
+                unknown = sorted(set(days) - set(targeted))
+                repeated = sorted(set(days) & seen)
+                if unknown or repeated:
+                    problem = f"days {unknown} outside this run" if unknown else f"days {repeated} twice"
+                    raise ValueError(f"{name}: the step produced {problem}")
+                seen.update(days)
+                if not typed_by_rows:  # the column schema of the first frame with rows (or of the first)
+                    dtypes = {str(c): str(t) for c, t in frame.dtypes.items()}
+                    typed_by_rows = len(frame) > 0
+                template = frame.iloc[:0]
+                pending.append(frame)
+                pending_days.extend(days)
+                rows += len(frame)
+                if rows >= self.batch_rows:
+                    flush(committer)
+                    rows = 0
+            if template is None:
+                raise ValueError(f"{name}: the step produced no batch at all")
+            # Days of the run the step had nothing for (no upstream partition) are replaced by no rows,
+            # as a one-frame write of the whole range would.
+            missing = sorted(set(targeted) - seen)
+            if missing:
+                pending.append(template)
+                pending_days.extend(missing)
+            flush(committer)
+            settle()
         last = max(versions.values())
         if len(set(versions.values())) > 1:
             # Each partition's own version, so a downstream read of a day loads the commit that wrote it.
